@@ -1,0 +1,1 @@
+"""certrotate's front ends: the Textual wizard and the command line."""
