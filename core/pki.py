@@ -153,13 +153,13 @@ def _validity(lifetime: dt.timedelta, now: dt.datetime, issuer: x509.Certificate
     not_after = (now + lifetime).replace(microsecond=0)
     if issuer is not None:
         ca_end = issuer.not_valid_after_utc
+        if ca_end <= now:
+            raise BadInput(f"The CA expired on {ca_end:%Y-%m-%d}; rotate the CA before issuing from it.")
         if not_after > ca_end:
             raise BadInput(
                 f"The requested lifetime ends {not_after:%Y-%m-%d}, after the CA itself expires "
                 f"({ca_end:%Y-%m-%d}); shorten --lifetime or rotate the CA first."
             )
-        if ca_end <= now:
-            raise BadInput(f"The CA expired on {ca_end:%Y-%m-%d}; rotate the CA before issuing from it.")
     return not_before, not_after
 
 

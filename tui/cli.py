@@ -6,12 +6,14 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
+from tui import cert_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certrotate", description="Zero-downtime TLS certificate rotation.")
     parser.add_argument("--state", default="certrotate.toml", help="state file (default ./certrotate.toml)")
-    parser.add_subparsers(dest="command")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    cert_cli.register(subparsers)
     return parser
 
 
