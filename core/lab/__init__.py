@@ -1,0 +1,11 @@
+"""The lab: a real test cluster on one machine — sshd + PostgreSQL per node on loopback.
+
+Used as pytest fixtures (tests/conftest.py) and as the engine of `certrotate demo`.
+
+- `core.lab.sshd.SshServer`: one sshd on 127.x.y.z:port with its own host key.
+- `core.lab.postgres.PostgresServer`: one PostgreSQL doing TLS from a cockroach-style certs dir;
+  `core.lab.postgres.connect_tls` connects with verify-full and a client certificate.
+- `core.lab.cluster.start_lab`: N nodes, initial PKI, operator workspace and state file.
+
+Every process is stopped by its own pid, never by name. Nothing here imports Textual.
+"""

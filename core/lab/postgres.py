@@ -1,0 +1,383 @@
+"""One real PostgreSQL server on a loopback address, doing TLS from a cockroach-style certs dir.
+
+    server = PostgresServer(workdir, "127.4.5.1", 26257, certs_dir, run_as=RunAs.named("postgres"))
+    server.start()                      # data dir copied from a per-process initdb template
+    server.create_roles(["root", "app"])
+    server.reload_command               # "kill -HUP $(head -1 .../data/postmaster.pid)"
+    server.sql_addr                     # "127.4.5.1:26257"
+    server.stop()                       # by pid: fast shutdown (SIGINT), then SIGKILL; idempotent
+
+    conn = connect_tls("127.4.5.1", operator_certs_dir, "root", port=26257)   # verify-full, client cert
+
+The server reads `ca.crt`, `node.crt` and `node.key` from `certs_dir` (ssl_ca_file,
+ssl_cert_file, ssl_key_file) and re-reads them on SIGHUP, which is what a rotation relies
+on. pg_hba allows `hostssl all all 127.0.0.0/8 cert` (client certificate, CN = database
+user) and `local all all trust` on a unix socket in the server's own directory, for lab
+administration (`admin_sql`, `connect_admin`).
+
+As root, PostgreSQL runs as `run_as` (the `postgres` account): the data dir, and the
+certs dir the lab creates, belong to it, and node.key must be 0600 and owned by it —
+PostgreSQL refuses a key others can read. As a normal user everything is that user's.
+
+initdb takes a second or two, so it runs once per process and account into a template
+that each server copies (`cp -a`); the template is removed when the process exits.
+psycopg is imported only by the helpers that return a connection: the demo needs none.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from core.errors import CertRotateError
+from core.lab.procs import RunAs, is_root, log_tail, pid_alive, read_pid_file, run_checked, stop_pid
+
+if TYPE_CHECKING:  # psycopg is a test dependency, not a runtime one
+    import psycopg
+
+DEFAULT_SQL_PORT = 26257
+SUPERUSER = "postgres"
+PG_BIN_ENV = "CERTROTATE_PG_BIN"
+# sun_path holds 108 bytes; PostgreSQL appends "/.s.PGSQL.<port>" and wants room to spare.
+MAX_SOCKET_DIR = 80
+
+
+def pg_bin_dir() -> Path:
+    """Where initdb/postgres/psql live: $CERTROTATE_PG_BIN, Debian's newest /usr/lib/postgresql/N/bin, or PATH."""
+    configured = os.environ.get(PG_BIN_ENV)
+    candidates = [Path(configured)] if configured else []
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _version_key(p.parent.name), reverse=True)
+    candidates += versions
+    which = shutil.which("postgres") or shutil.which("initdb")
+    if which:
+        candidates.append(Path(which).parent)
+    for candidate in candidates:
+        if (candidate / "postgres").is_file() and (candidate / "initdb").is_file():
+            return candidate
+    raise CertRotateError(
+        "The lab needs PostgreSQL server binaries (initdb, postgres), which were not found; "
+        f"install postgresql-15 or set {PG_BIN_ENV}."
+    )
+
+
+def _version_key(name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in name.split("."))
+    except ValueError:
+        return (0,)
+
+
+def default_run_as() -> RunAs:
+    """`postgres` when we are root (PostgreSQL refuses to run as root), else ourselves."""
+    return RunAs.named("postgres") if is_root() else RunAs.current()
+
+
+# -- initdb template -------------------------------------------------------------------------
+
+_template_lock = threading.Lock()
+_templates: dict[tuple[str, int], Path] = {}
+
+
+def _remove_templates() -> None:
+    for path in list(_templates.values()):
+        shutil.rmtree(path.parent, ignore_errors=True)
+    _templates.clear()
+
+
+atexit.register(_remove_templates)
+
+
+def initdb_template(run_as: RunAs) -> Path:
+    """A freshly initialised, never started data dir owned by `run_as`, made once per process."""
+    bin_dir = pg_bin_dir()
+    key = (str(bin_dir), run_as.uid)
+    with _template_lock:
+        existing = _templates.get(key)
+        if existing is not None and (existing / "PG_VERSION").exists():
+            return existing
+        holder = Path(tempfile.mkdtemp(prefix="certrotate-pg-template-"))
+        os.chmod(holder, 0o755)
+        data = holder / "data"
+        data.mkdir(mode=0o700)
+        run_as.chown(data)
+        run_checked(
+            [
+                str(bin_dir / "initdb"),
+                "-D", str(data),
+                "-U", SUPERUSER,
+                "-A", "trust",
+                "-E", "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            "initdb for the lab's PostgreSQL template",
+            cwd=holder,
+            env=_server_env(run_as),
+            stdin=subprocess.DEVNULL,
+            **run_as.popen_kwargs(),
+        )
+        _templates[key] = data
+        return data
+
+
+def _server_env(run_as: RunAs) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({"LC_ALL": "C", "LANG": "C", "HOME": run_as.home or "/", "USER": run_as.name, "LOGNAME": run_as.name})
+    return env
+
+
+def _quote_conf(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class PostgresServer:
+    """A PostgreSQL server in `workdir` (data/, postgres.log, run/ socket dir) on `address:port`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        address: str,
+        port: int = DEFAULT_SQL_PORT,
+        certs_dir: Path | None = None,
+        run_as: RunAs | None = None,
+        *,
+        name: str | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.address = address
+        self.port = port
+        self.certs_dir = Path(certs_dir) if certs_dir else self.workdir / "certs"
+        self.run_as = run_as or default_run_as()
+        self.name = name or address
+        self.start_timeout = start_timeout
+        self.data_dir = self.workdir / "data"
+        self.log_path = self.workdir / "postgres.log"
+        self.pid_path = self.data_dir / "postmaster.pid"
+        socket_dir = self.workdir / "run"
+        self._private_socket_dir = len(str(socket_dir)) > MAX_SOCKET_DIR
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="crlab-pg-")) if self._private_socket_dir else socket_dir
+        self._process: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresServer({self.name} on {self.sql_addr}, pid={self.pid})"
+
+    @property
+    def sql_addr(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    @property
+    def reload_command(self) -> str:
+        """A shell command that makes this postmaster re-read its config and certificate files."""
+        return f"kill -HUP $(head -1 {self.pid_path})"
+
+    # -- files ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the data dir (from the template) and write the lab's settings; idempotent."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
+        for directory in (self.socket_dir,):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o755)
+            self.run_as.chown(directory)
+        if not (self.data_dir / "PG_VERSION").exists():
+            template = initdb_template(self.run_as)
+            run_checked(["cp", "-a", str(template), str(self.data_dir)], f"Copying the PostgreSQL template for {self.name}")
+        self._write_settings()
+
+    def _write_settings(self) -> None:
+        settings = {
+            "listen_addresses": _quote_conf(self.address),
+            "port": str(self.port),
+            "unix_socket_directories": _quote_conf(str(self.socket_dir)),
+            "ssl": "on",
+            "ssl_cert_file": _quote_conf(str(self.certs_dir / "node.crt")),
+            "ssl_key_file": _quote_conf(str(self.certs_dir / "node.key")),
+            "ssl_ca_file": _quote_conf(str(self.certs_dir / "ca.crt")),
+            # Small and disposable: several labs share one machine with the tests.
+            "max_connections": "40",
+            "shared_buffers": "16MB",
+            "dynamic_shared_memory_type": "mmap",
+            "huge_pages": "off",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
+            "autovacuum": "off",
+            "logging_collector": "off",
+            "log_connections": "on",
+            "log_line_prefix": _quote_conf("%m [%p] "),
+        }
+        conf = "# certrotate lab settings\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
+        # The template's postgresql.conf ends up before ours; later lines win.
+        (self.data_dir / "postgresql.auto.conf").write_text(conf)
+        (self.data_dir / "pg_hba.conf").write_text(
+            "# certrotate lab: admin over the unix socket, SQL clients by certificate (CN = user)\n"
+            "local   all  all                 trust\n"
+            "hostssl all  all  127.0.0.0/8    cert\n"
+        )
+        for written in ("postgresql.auto.conf", "pg_hba.conf"):
+            os.chmod(self.data_dir / written, 0o600)
+            self.run_as.chown(self.data_dir / written)
+
+    # -- process --------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs, else None."""
+        if self._process is not None:
+            return self._process.pid if self._process.poll() is None else None
+        pid = read_pid_file(self.pid_path)
+        return pid if pid and pid_alive(pid) else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def start(self) -> None:
+        """Start the postmaster and return once it accepts connections; a no-op while it runs."""
+        if self.running:
+            return
+        self.prepare()
+        with open(self.log_path, "ab") as log:
+            self._process = subprocess.Popen(
+                [str(pg_bin_dir() / "postgres"), "-D", str(self.data_dir)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                env=_server_env(self.run_as),
+                start_new_session=True,
+                **self.run_as.popen_kwargs(),
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if self._process.poll() is not None:
+                self._process = None
+                raise CertRotateError(
+                    f"PostgreSQL for {self.name} on {self.sql_addr} did not start: {log_tail(self.log_path)}"
+                )
+            if self._postmaster_status() == "ready":
+                return
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise CertRotateError(
+                    f"PostgreSQL for {self.name} on {self.sql_addr} was not ready within "
+                    f"{self.start_timeout:.0f} s: {log_tail(self.log_path)}"
+                )
+            time.sleep(0.02)
+
+    def _postmaster_status(self) -> str | None:
+        """Line 8 of postmaster.pid: "starting", "ready", "stopping" (PostgreSQL ≥ 10)."""
+        try:
+            lines = self.pid_path.read_text().splitlines()
+        except OSError:
+            return None
+        if len(lines) < 8 or self._process is None or lines[0].strip() != str(self._process.pid):
+            return None
+        return lines[7].strip()
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: sessions are ended, not waited for), SIGKILL after 15 s. Idempotent."""
+        pid = self.pid
+        stop_pid(pid, first_signal=signal.SIGINT, timeout=15.0, process=self._process, with_descendants=True)
+        self._process = None
+        if self._private_socket_dir:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def reload(self) -> None:
+        """SIGHUP by pid, locally — what `reload_command` does over SSH."""
+        pid = self.pid
+        if pid is None:
+            raise CertRotateError(f"PostgreSQL for {self.name} on {self.sql_addr} is not running; it cannot reload.")
+        os.kill(pid, signal.SIGHUP)
+
+    # -- administration ---------------------------------------------------------------------
+
+    def admin_sql(self, sql: str, *, dbname: str = "postgres") -> str:
+        """Run SQL as the superuser over the unix socket with psql; returns its unaligned output."""
+        result = run_checked(
+            [
+                str(pg_bin_dir() / "psql"),
+                "-X", "-q", "-A", "-t",
+                "-v", "ON_ERROR_STOP=1",
+                "-h", str(self.socket_dir),
+                "-p", str(self.port),
+                "-U", SUPERUSER,
+                "-d", dbname,
+                "-c", sql,
+            ],
+            f"SQL on the lab's PostgreSQL {self.name}",
+            env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+            stdin=subprocess.DEVNULL,
+        )
+        return result.stdout.strip()
+
+    def create_roles(self, users: Iterable[str]) -> None:
+        """LOGIN roles for client certificate users (CN = role name); existing ones are kept."""
+        statements = []
+        for user in users:
+            if user == SUPERUSER:
+                continue
+            literal = "'" + user.replace("'", "''") + "'"
+            statements.append(
+                f"DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = {literal}) "
+                f"THEN CREATE ROLE {quote_ident(user)} LOGIN; END IF; END$$;"
+            )
+        if statements:
+            self.admin_sql("\n".join(statements))
+
+    def connect_admin(self, *, dbname: str = "postgres") -> "psycopg.Connection":
+        """A psycopg connection as the superuser over the unix socket (autocommit)."""
+        import psycopg
+
+        return psycopg.connect(
+            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname, autocommit=True, connect_timeout=10
+        )
+
+
+def connect_tls(
+    address: str,
+    certs_dir: Path,
+    user: str,
+    *,
+    port: int = DEFAULT_SQL_PORT,
+    dbname: str = "postgres",
+    ca_file: Path | None = None,
+    timeout: int = 10,
+) -> "psycopg.Connection":
+    """A psycopg connection over TLS with sslmode=verify-full (server cert checked against `address`,
+    an IP SAN in the lab) and the client certificate `certs_dir/client.<user>.crt`/`.key`."""
+    import psycopg
+
+    certs_dir = Path(certs_dir)
+    return psycopg.connect(
+        host=address,
+        port=port,
+        user=user,
+        dbname=dbname,
+        sslmode="verify-full",
+        sslrootcert=str(ca_file or certs_dir / "ca.crt"),
+        sslcert=str(certs_dir / f"client.{user}.crt"),
+        sslkey=str(certs_dir / f"client.{user}.key"),
+        connect_timeout=timeout,
+        autocommit=True,
+    )
