@@ -8,11 +8,13 @@ then SIGKILL after a grace period, and is idempotent: a pid that is already gone
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pwd
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,32 @@ class RunAs:
     def chown(self, path: Path) -> None:
         if not self.is_current:
             os.chown(path, self.uid, self.gid, follow_symlinks=False)
+
+
+_running_servers: dict[int, object] = {}
+_running_lock = threading.Lock()
+
+
+def track_running(server: object) -> None:
+    """Remember a started server, so that interpreter exit stops it if nobody else did."""
+    with _running_lock:
+        _running_servers[id(server)] = server
+
+
+def untrack_running(server: object) -> None:
+    with _running_lock:
+        _running_servers.pop(id(server), None)
+
+
+def _stop_running_servers() -> None:
+    with _running_lock:
+        servers = list(_running_servers.values())
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+atexit.register(_stop_running_servers)
 
 
 def is_root() -> bool:

@@ -33,7 +33,16 @@ from functools import lru_cache
 from pathlib import Path
 
 from core.errors import CertRotateError
-from core.lab.procs import is_root, log_tail, pid_alive, read_pid_file, run_checked, stop_pid
+from core.lab.procs import (
+    is_root,
+    log_tail,
+    pid_alive,
+    read_pid_file,
+    run_checked,
+    stop_pid,
+    track_running,
+    untrack_running,
+)
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 SSH_KEYGEN = "ssh-keygen"
@@ -210,6 +219,7 @@ class SshServer:
         if self.running:
             return
         self.prepare()
+        track_running(self)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [find_sshd(), "-D", "-e", "-f", str(self.config_path)],
@@ -247,6 +257,7 @@ class SshServer:
         pid = self.pid
         stop_pid(pid, process=self._process, with_descendants=True)
         self._process = None
+        untrack_running(self)
         if pid is not None:
             try:
                 self.pid_path.unlink()
