@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import posixpath
 import re
 import secrets
@@ -49,6 +50,7 @@ TEMP_SUFFIX = ".tmp"
 BACKUP_DIR_NAME = ".certrotate-backup"
 MANIFEST_NAME = "manifest.json"
 CHUNK = 32768
+log = logging.getLogger("certrotate.ssh")
 _ROTATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -183,8 +185,12 @@ def _failure(session: HostSession, exc: OSError, doing: str, path: str) -> Excep
         )
     if exc.errno == errno.ENOENT:
         return StepFailed(f"{session.label}: {path} does not exist (while {doing} it); check certs_dir and the file name.")
-    reason = one_line(exc.strerror or (str(exc.args[0]) if exc.args else "") or type(exc).__name__, 120)
+    reason = _reason(exc)
     return StepFailed(f"{session.label}: {doing} {path} failed ({reason}); check the disk and permissions on {session.name}.")
+
+
+def _reason(exc: OSError) -> str:
+    return one_line(exc.strerror or (str(exc.args[0]) if exc.args else "") or type(exc).__name__, 120)
 
 
 def _lstat(session: HostSession, sftp: paramiko.SFTPClient, path: str) -> RemoteStat | None:
@@ -338,9 +344,14 @@ def _write_temp(
         failure = _failure(session, exc, "creating a temporary file for", target)
         if isinstance(failure, StepFailed) and exc.errno in (errno.EACCES, errno.EPERM):
             raise StepFailed(
-                f"{session.label}: permission denied creating a file in {directory} as {session.endpoint.user}; "
-                f"log in as root or as the owner of {directory} (ssh_user), or fix its permissions. "
-                f"{target} was left unchanged."
+                f"{session.label}: permission denied creating a file in {directory} as {session.endpoint.user}, "
+                f"so {target} was left unchanged; log in as root or as the owner of {directory} (ssh_user), "
+                f"or fix its permissions."
+            ) from None
+        if isinstance(failure, StepFailed):
+            raise StepFailed(
+                f"{session.label}: cannot create a file in {directory} ({_reason(exc)}), so {target} was left "
+                f"unchanged; check that certs_dir is the right, writable directory."
             ) from None
         raise failure from None
     created.append(temp)
@@ -357,9 +368,9 @@ def _write_temp(
                     except OSError:
                         if owner_required:
                             raise StepFailed(
-                                f"{session.label}: cannot give the new {target} its owner uid {owner[0]} / gid "
-                                f"{owner[1]} as {session.endpoint.user}, and with mode {mode:04o} that owner could "
-                                f"not read it; log in as root (ssh_user) to replace it. {target} was left unchanged."
+                                f"{session.label}: as {session.endpoint.user} certrotate cannot give the new "
+                                f"{target} its owner (uid {owner[0]}, gid {owner[1]}), who could not read it with "
+                                f"mode {mode:04o}, so it was left unchanged; log in as root (ssh_user) to replace it."
                             ) from None
             for start in range(0, len(content), CHUNK):
                 handle.write(content[start : start + CHUNK])
@@ -375,15 +386,16 @@ def _write_temp(
         if isinstance(failure, StepFailed):
             raise StepFailed(
                 f"{session.label}: writing {target} stopped after {written} of {len(content)} bytes "
-                f"({one_line(exc.strerror or str(exc.args[0] if exc.args else exc), 80)}) — is the disk on "
-                f"{session.name} full? {target} was left unchanged."
+                f"({_reason(exc)}) and {target} was left unchanged; check whether the disk on {session.name} "
+                f"is full (df -h {directory})."
             ) from None
         raise failure from None
     back = _read(session, sftp, temp)
     if hashlib.sha256(back).digest() != hashlib.sha256(content).digest():
         raise StepFailed(
             f"{session.label}: {target} did not arrive intact (read back {len(back)} of {len(content)} bytes, "
-            f"sha256 differs) — is the disk on {session.name} full? {target} was left unchanged."
+            f"sha256 differs) and was left unchanged; check whether the disk on {session.name} is full "
+            f"(df -h {directory})."
         )
     return temp
 
@@ -501,6 +513,8 @@ def _replace(session: HostSession, items: Sequence[_Replacement]) -> list[Upload
         for temp in created:
             _remove_quietly(sftp, temp)
     _sync_dirs(session, (posixpath.dirname(item.path) for item in pending))
+    for item in pending:
+        log.info("%s: replaced %s (%d bytes, sha256 %s, mode %04o)", session.name, item.path, len(item.content), item.sha256, item.mode)
     results = []
     for item in items:
         owner = item.owner or ((item.old.uid, item.old.gid) if item.old else None)

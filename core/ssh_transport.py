@@ -213,11 +213,15 @@ def resolve_endpoint(
     user: str | None = None,
     key: str | None = None,
 ) -> Endpoint:
-    """Apply ~/.ssh/config to a host: explicit values win, then the config, then defaults."""
+    """Apply ~/.ssh/config to a host: explicit values win, then the config, then defaults.
+
+    `port` 22 counts as unset, because the inventory fills in 22 when ssh_port is absent:
+    a `Port` in ~/.ssh/config then still applies, as it would for plain `ssh HOST`.
+    """
     options = config.lookup(ssh_host)
     config_port = options.get("port")
     try:
-        resolved_port = port or (int(config_port) if config_port else 22)
+        resolved_port = port if port not in (None, 22) else (int(config_port) if config_port else 22)
     except ValueError:
         raise BadInput(f"~/.ssh/config gives Port {config_port!r} for {ssh_host}; use a number.") from None
     if key:
@@ -320,14 +324,20 @@ class HostSession:
         seconds = timeout if timeout is not None else self.pool.timeouts.step
         watchdog = _Watchdog(seconds, self._abort)
         self._local.watchdog = watchdog
+        timed_out = HostTimeout(
+            f"{self.label} did not answer within {_seconds(seconds)} while {what}; check that the "
+            f"host is up and not overloaded, then run the step again."
+        )
         try:
             yield
+            if watchdog.expired.is_set():
+                # The watchdog closed the connection under us; whatever the body got is not to be trusted.
+                raise timed_out
+        except HostTimeout:
+            raise
         except Exception as exc:
             if watchdog.expired.is_set():
-                raise HostTimeout(
-                    f"{self.label} did not answer within {_seconds(seconds)} while {what}; check that the "
-                    f"host is up and not overloaded, then run the step again."
-                ) from None
+                raise timed_out from None
             if isinstance(exc, CertRotateError):
                 raise
             if isinstance(exc, (EOFError, OSError, paramiko.SSHException)):
@@ -347,13 +357,19 @@ class HostSession:
 
     def _abort(self) -> None:
         """Watchdog: close whatever the stuck call is waiting on; the call then raises."""
-        with contextlib.suppress(Exception):
-            for thing in list(self._connecting):
-                thing.close()
+        self._abort_connecting()
         transport = self._transport
         if transport is not None:
             with contextlib.suppress(Exception):
                 transport.close()
+
+    def _abort_connecting(self) -> None:
+        # A jump host still connecting is ours to stop too; an established one serves other nodes.
+        with contextlib.suppress(Exception):
+            for thing in list(self._connecting):
+                thing.close()
+        if self.via is not None:
+            self.via._abort_connecting()
 
     # -- connection ------------------------------------------------------------------
 
@@ -381,7 +397,8 @@ class HostSession:
 
     def _open_socket(self) -> Any:
         endpoint, timeouts = self.endpoint, self.pool.timeouts
-        budget = min(timeouts.connect, self.remaining() or timeouts.connect)
+        remaining = self.remaining()
+        budget = timeouts.connect if remaining is None else max(0.1, min(timeouts.connect, remaining))
         if self.via is not None:
             jump = self.via.transport()
             try:
@@ -604,6 +621,8 @@ class HostSession:
                         else:
                             time.sleep(0.01)
                 status = channel.recv_exit_status()
+                if status == -1 and not transport.is_active():
+                    raise EOFError("connection closed before the command's exit status arrived")
             finally:
                 channel.close()
         return CommandResult(
@@ -659,14 +678,15 @@ def no_process_to_signal(result: CommandResult) -> bool:
     text = f"{result.stdout}\n{result.stderr}".lower()
     if any(sign in text for sign in _NO_PROCESS_SIGNS):
         return True
-    # pkill / killall / pgrep exit 1 with no output when nothing matched.
+    if ".pid" in text and "no such file" in text:
+        return True  # `kill -HUP $(cat x.pid)`: the server removes its pid file when it stops
+    # pkill and pgrep exit 1 exactly when no process matched (2 and 3 are usage and fatal errors).
     try:
         words = shlex.split(result.command)
     except ValueError:
         words = result.command.split()
-    signallers = {"pkill", "killall", "pgrep"}
-    uses_signaller = any(posixpath.basename(word) in signallers for word in words)
-    return uses_signaller and result.exit_status == 1 and not text.strip()
+    uses_pkill = any(posixpath.basename(word) in ("pkill", "pgrep") for word in words)
+    return uses_pkill and result.exit_status == 1
 
 
 class SshPool:
