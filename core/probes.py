@@ -27,7 +27,7 @@ import ssl
 import struct
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography import x509
 
@@ -164,11 +164,9 @@ class _Transcript:
     server_certificate_message: bytes | None = None
     tls13: bool = False
     certificate_requested: bool = False
-    client_certificate_sent: bool = False
     session_ticket_seen: bool = False
     alert_received: int | None = None
     hooked: bool = False
-    messages: list[tuple[str, int]] = field(default_factory=list)
 
     def __call__(self, conn, direction, version, content_type, msg_type, data) -> None:
         try:
@@ -181,8 +179,6 @@ class _Transcript:
                     self.certificate_requested = True
                 elif direction == "read" and kind == _NEW_SESSION_TICKET:
                     self.session_ticket_seen = True
-                elif direction == "write" and kind == _CERTIFICATE:
-                    self.client_certificate_sent = len(data) > 10  # an empty list is ~7-8 bytes
             elif content_type == _ALERT and direction == "read" and len(data) >= 2:
                 self.alert_received = data[1]
         except Exception:  # noqa: BLE001 - a debugging hook must never break the handshake
@@ -260,7 +256,7 @@ def _send_ssl_request(sock: socket.socket, attempt: _Attempt) -> None:
     sock.sendall(SSL_REQUEST)
     try:
         answer = _recv_exact(sock, 1, attempt)
-    except EOFError:
+    except (EOFError, ConnectionResetError):
         raise CertRotateError(
             f"{attempt.address} closed the connection without answering the SSLRequest; "
             "is it a PostgreSQL or CockroachDB SQL port?"
@@ -498,7 +494,8 @@ def probe_trust(
 
     What allows no conclusion (refused, timeout, another TLS error, a close without an
     alert) raises CertRotateError naming `address`. The whole probe takes at most
-    `timeout` seconds.
+    `timeout` seconds. The node logs the attempt like any login; with hba `cert` that
+    is `FATAL: role "certrotate-probe" does not exist`, which is expected.
     """
     attempt = _Attempt(address, timeout)
     ca_name = ca.certificate.subject.rfc4514_string()

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
-import shutil
 import socket
 import ssl
 import stat
 import struct
-import tempfile
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from cryptography import x509
 
 from core import pki
 from core.errors import BadInput, CertRotateError
@@ -60,74 +57,38 @@ def eventually(check, timeout: float = 10.0):
         time.sleep(0.1)
 
 
-# -- a real PostgreSQL --------------------------------------------------------------------
-
-
-def _free_loopback() -> tuple[str, int]:
-    address = f"127.{random.randint(64, 250)}.{random.randint(1, 250)}.{random.randint(2, 250)}"
-    with socket.socket() as probe:
-        probe.bind((address, 0))
-        return address, probe.getsockname()[1]
+# -- a real PostgreSQL (the shared lab: one node, sshd + PostgreSQL 15 on loopback) -----------
 
 
 @pytest.fixture
-def pg(ca):
-    """One PostgreSQL node with ca.crt, node.crt, node.key written by the test."""
-    from core.lab.postgres import PostgresServer, pg_bin_dir
-
-    try:
-        pg_bin_dir()
-    except CertRotateError as exc:
-        pytest.skip(str(exc))
-    # pytest's tmp dirs are 0700 root: the `postgres` account could not reach the certs.
-    workdir = Path(tempfile.mkdtemp(prefix="certrotate-probes-"))
-    os.chmod(workdir, 0o755)
-    address, port = _free_loopback()
-    server = PostgresServer(workdir / "pg", address, port, workdir / "certs")
-    certs = server.certs_dir
-    certs.mkdir(mode=0o755)
-    server.run_as.chown(certs)
-
-    def put(name: str, data: bytes, mode: int = 0o644) -> None:
-        path = certs / name
-        path.write_bytes(data)
-        os.chmod(path, mode)
-        server.run_as.chown(path)
-
-    def install_node(issued: pki.Issued, key: bytes | None = None) -> None:
-        put("node.crt", issued.cert_pem)
-        put("node.key", key if key is not None else issued.key_pem(), 0o600)
-
-    node = pki.issue_node(ca, [address], key_type=FAST)
-    put("ca.crt", ca.cert_pem)
-    install_node(node)
-    server.start()
-    try:
-        yield SimpleNamespace(server=server, addr=server.sql_addr, ca=ca, node=node, put=put, install_node=install_node)
-    finally:
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+def pg(lab_factory):
+    """One lab node and what the tests need of it: its CA, its current node.crt, its SQL address."""
+    lab = lab_factory(nodes=1, key_type=FAST)
+    node = lab.nodes[0]
+    current = x509.load_pem_x509_certificate((node.certs_dir / "node.crt").read_bytes())
+    return SimpleNamespace(lab=lab, node=node, addr=node.sql_addr, ca=lab.ca, current=current,
+                           fingerprint=pki.sha256_fingerprint(current))
 
 
 @pytest.mark.lab
 def test_sql_probe_returns_the_fingerprint_of_node_crt(pg):
     served = probe_sql(pg.addr)
 
-    assert served.fingerprint == pg.node.fingerprint == pki.sha256_fingerprint(pg.node.certificate)
-    assert served.leaf == pg.node.certificate
-    assert served.not_after == pg.node.certificate.not_valid_after_utc
+    assert served.fingerprint == pg.fingerprint
+    assert served.leaf == pg.current
+    assert served.not_after == pg.current.not_valid_after_utc
     assert "CN=node" in served.subject
-    assert served.sans == [pg.server.address]
+    assert set(served.sans) == set(pg.node.addresses)
     # OpenSSL completes the chain from ssl_ca_file when node.crt holds only the leaf.
-    assert served.chain == (pg.node.certificate, pg.ca.certificate) and served.chain_is_complete
+    assert served.chain == (pg.current, pg.ca.certificate) and served.chain_is_complete
     assert served.tls_version == "TLSv1.3"
 
 
 @pytest.mark.lab
 def test_wait_for_fingerprint_sees_the_new_certificate_after_sighup(pg):
-    new_node = pki.issue_node(pg.ca, [pg.server.address], key_type=FAST)
-    pg.install_node(new_node)
-    pg.server.reload()
+    new_node = pki.issue_node(pg.ca, pg.node.addresses, key_type=FAST)
+    pg.node.install_node_cert(new_node)
+    pg.node.reload()
 
     assert wait_for_fingerprint(pg.addr, new_node.fingerprint, timeout=10) == new_node.fingerprint
     assert probe_sql(pg.addr).fingerprint == new_node.fingerprint
@@ -135,16 +96,17 @@ def test_wait_for_fingerprint_sees_the_new_certificate_after_sighup(pg):
 
 @pytest.mark.lab
 def test_a_node_given_a_mismatched_pair_keeps_serving_the_old_certificate(pg):
-    new_node = pki.issue_node(pg.ca, [pg.server.address], key_type=FAST)
-    pg.install_node(new_node, key=pg.node.key_pem())  # new certificate, old key
-    pg.server.reload()
+    new_node = pki.issue_node(pg.ca, pg.node.addresses, key_type=FAST)
+    pg.node.install_files({"node.crt": new_node.cert_pem})  # new certificate, old key
+    pg.node.reload()
     # The reload's exit code says nothing; PostgreSQL logs the refusal and keeps its old context.
-    assert eventually(lambda: "SSL configuration was not reloaded" in pg.server.log_path.read_text(errors="replace"))
+    log = pg.node.postgres.log_path
+    assert eventually(lambda: "SSL configuration was not reloaded" in log.read_text(errors="replace"))
 
     seen = wait_for_fingerprint(pg.addr, new_node.fingerprint, timeout=1.5)
 
-    assert seen == pg.node.fingerprint != new_node.fingerprint
-    assert pg.server.running
+    assert seen == pg.fingerprint != new_node.fingerprint
+    assert pg.node.postgres.running
 
 
 @pytest.mark.lab
@@ -153,8 +115,9 @@ def test_trust_probe_trusts_the_nodes_ca_and_not_an_unrelated_one(pg, unrelated_
     untrusted = probe_trust(pg.addr, unrelated_ca)
 
     assert trusted.trusted, trusted.detail
-    # hba `cert` authenticates CN=certrotate-probe; that no such role exists comes later.
-    assert trusted.detail.endswith("accepted a client certificate signed by CN=Cockroach CA,O=Cockroach; then it sent authentication ok.")
+    # hba `cert` authenticates CN=certrotate-probe; that no such role exists only comes later.
+    assert trusted.detail.startswith(f"{pg.addr} accepted a client certificate signed by ")
+    assert trusted.detail.endswith("then it sent authentication ok.")
     assert not untrusted.trusted
     assert untrusted.detail == f"{pg.addr} rejected a client certificate signed by CN=Unrelated CA,O=Cockroach (unknown CA)."
 
@@ -164,12 +127,12 @@ def test_a_combined_bundle_makes_the_node_trust_both_cas_after_reload(pg):
     new_ca = pki.issue_ca(key_type=FAST, common_name="Cockroach CA 2")
     assert not probe_trust(pg.addr, new_ca).trusted
 
-    pg.put("ca.crt", new_ca.cert_pem + pg.ca.cert_pem)  # new CA first, as the trust phase builds it
-    pg.server.reload()
+    pg.node.install_files({"ca.crt": new_ca.cert_pem + pg.ca.cert_pem})  # new CA first, as the trust phase builds it
+    pg.node.reload()
 
     assert eventually(lambda: probe_trust(pg.addr, new_ca).trusted)
     assert probe_trust(pg.addr, pg.ca).trusted
-    assert probe_sql(pg.addr).fingerprint == pg.node.fingerprint  # still serving its current certificate
+    assert probe_sql(pg.addr).fingerprint == pg.fingerprint  # still serving its current certificate
 
 
 @pytest.mark.lab
@@ -178,6 +141,13 @@ def test_one_probe_client_can_be_reused_across_probes(pg):
 
     assert probe_trust(pg.addr, pg.ca, client=client).trusted
     assert probe_trust(pg.addr, pg.ca, client=client).trusted
+
+
+@pytest.mark.lab
+def test_a_stopped_node_is_a_refused_connection(pg):
+    pg.node.stop_postgres()
+    with pytest.raises(CertRotateError, match=rf"^Connection to {pg.addr} was refused"):
+        probe_sql(pg.addr, timeout=2)
 
 
 # -- small Python servers ---------------------------------------------------------------------
@@ -379,3 +349,19 @@ def test_addresses_must_be_host_and_port(bad):
 def test_ipv6_addresses_are_bracketed():
     assert split_address("[::1]:26257") == ("::1", 26257)
     assert split_address("db.example.com:5432") == ("db.example.com", 5432)
+
+
+def test_the_sql_probe_on_a_direct_tls_port_says_the_sslrequest_went_unanswered(fake_node):
+    node = fake_node(preamble=None)
+    with pytest.raises(CertRotateError, match=rf"^(The node does not offer TLS on {node.addr}|{node.addr} closed the connection without answering the SSLRequest)"):
+        probe_sql(node.addr, timeout=2)
+
+
+def test_the_trust_probe_is_bounded_by_its_timeout(fake_node, ca):
+    node = fake_node(silent=True)
+    started = time.monotonic()
+
+    with pytest.raises(CertRotateError, match=rf"^{node.addr} did not answer within 0.5 s"):
+        probe_trust(node.addr, ca, timeout=0.5)
+
+    assert time.monotonic() - started < 1.5
