@@ -552,6 +552,12 @@ class HostSession:
             client = self._sftp.get(key)
             if client is not None and client.get_channel().get_transport() is transport and not client.get_channel().closed:
                 return client
+            # Threads come and go (worker pools); their clients hold channels, and sshd allows
+            # only MaxSessions (default 10) of those per connection.
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [i for i in self._sftp if i not in alive or i == key]:
+                with contextlib.suppress(Exception):
+                    self._sftp.pop(ident).close()
             try:
                 client = paramiko.SFTPClient.from_transport(transport)
             except paramiko.SSHException as exc:

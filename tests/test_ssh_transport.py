@@ -642,47 +642,50 @@ def served_certificate(address: str, port: int) -> bytes:
             return tls.getpeercert(binary_form=True)
 
 
-def test_pair_rotation_reload_and_restore_on_a_real_postgres_node():
+def state_nodes(lab) -> list[dict]:
     import tomllib
 
+    return tomllib.loads(lab.state_path.read_text())["nodes"]
+
+
+def test_pair_rotation_reload_and_restore_on_a_real_postgres_node(lab_factory):
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from core import pki
-    from core.lab.cluster import start_lab
 
-    with start_lab(nodes=1) as lab:
-        node = tomllib.loads(lab.state_path.read_text())["nodes"][0]
-        lab_node = lab.nodes[0]
-        certs = lab_node.certs_dir
-        before = local_snapshot(certs)
-        issued = pki.issue_node(lab.ca, lab_node.addresses)
-        new_der = x509.load_pem_x509_certificate(issued.cert_pem).public_bytes(Encoding.DER)
-        with SshPool(ssh_config=None, use_agent=False) as pool:
-            session = pool.session(node, base_dir=lab.operator_dir)
+    lab = lab_factory(nodes=1)
+    node = state_nodes(lab)[0]
+    lab_node = lab.nodes[0]
+    certs = lab_node.certs_dir
+    before = local_snapshot(certs)
+    issued = pki.issue_node(lab.ca, lab_node.addresses)
+    new_der = x509.load_pem_x509_certificate(issued.cert_pem).public_bytes(Encoding.DER)
+    with SshPool(ssh_config=None, use_agent=False) as pool:
+        session = pool.session(node, base_dir=lab.operator_dir)
 
-            rf.upload_pair(
-                session,
-                rf.RemoteFile(f"{certs}/node.crt", issued.cert_pem),
-                rf.RemoteFile(f"{certs}/node.key", issued.key_pem()),
-                rotation_id="rot-pg",
-            )
-            key_info = (certs / "node.key").stat()
-            assert (key_info.st_mode & 0o777, key_info.st_uid) == (0o600, before["node.key"][2])
-            assert session.reload(node["reload"]).ok
-            deadline = time.monotonic() + 10
-            while served_certificate(lab_node.address, lab_node.sql_port) != new_der:
-                assert time.monotonic() < deadline, "PostgreSQL did not pick up the new node.crt after SIGHUP"
-                time.sleep(0.05)
-            with lab.connect_sql(lab_node) as conn:
-                assert conn.execute("select 1").fetchone() == (1,)
+        rf.upload_pair(
+            session,
+            rf.RemoteFile(f"{certs}/node.crt", issued.cert_pem),
+            rf.RemoteFile(f"{certs}/node.key", issued.key_pem()),
+            rotation_id="rot-pg",
+        )
+        key_info = (certs / "node.key").stat()
+        assert (key_info.st_mode & 0o777, key_info.st_uid) == (0o600, before["node.key"][2])
+        assert session.reload(node["reload"]).ok
+        deadline = time.monotonic() + 10
+        while served_certificate(lab_node.address, lab_node.sql_port) != new_der:
+            assert time.monotonic() < deadline, "PostgreSQL did not pick up the new node.crt after SIGHUP"
+            time.sleep(0.05)
+        with lab.connect_sql(lab_node) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
 
-            rf.restore(session, "rot-pg")
-            assert local_snapshot(certs) == before
+        rf.restore(session, "rot-pg")
+        assert local_snapshot(certs) == before
 
-            lab_node.stop_postgres()
-            with pytest.raises(StepFailed, match=r"^reload on n1 failed: no process to signal \("):
-                session.reload(node["reload"])
+        lab_node.stop_postgres()
+        with pytest.raises(StepFailed, match=r"^reload on n1 failed: no process to signal \("):
+            session.reload(node["reload"])
 
 
 def test_login_with_an_ssh_agent_key_when_no_ssh_key_is_given(hosts, certs, monkeypatch):
@@ -703,3 +706,27 @@ def test_login_with_an_ssh_agent_key_when_no_ssh_key_is_given(hosts, certs, monk
     finally:
         agent.terminate()
         agent.wait(timeout=5)
+
+
+def test_bundle_rollout_to_every_lab_node_from_threads_shares_one_pool(lab):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundle = lab.ca.cert_pem + b"\n" + lab.ca.cert_pem  # stands in for new CA + old CA
+    nodes = state_nodes(lab)
+    with SshPool(ssh_config=None, use_agent=False) as pool:
+
+        def roll_out(node: dict) -> str:
+            session = pool.session(node, base_dir=lab.operator_dir)
+            uploaded = rf.upload(session, f"{node['certs_dir']}/ca.crt", bundle, rotation_id="rot-threads")
+            session.reload(node["reload"])
+            return uploaded.sha256
+
+        with ThreadPoolExecutor(max_workers=3) as executor:
+            hashes = list(executor.map(roll_out, nodes))
+
+        assert hashes == [sha(bundle)] * 3
+        for lab_node in lab.nodes:
+            assert (lab_node.certs_dir / "ca.crt").read_bytes() == bundle
+            with lab.connect_sql(lab_node) as conn:
+                assert conn.execute("select 1").fetchone() == (1,)
+        assert len({id(pool.session(node, base_dir=lab.operator_dir)) for node in nodes}) == 3
