@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import ssl
 import stat
 import struct
+import subprocess
+import sys
 import time
 import tomllib
+from pathlib import Path
 
 import paramiko
 import psycopg
 import pytest
 
 from core import pki
+from core.errors import CertRotateError
+from core.lab import cluster
 from core.lab.cluster import Lab
 from core.lab.postgres import connect_tls
-from core.lab.procs import descendants_of, is_root, pid_alive
-from core.lab.sshd import public_key_fingerprint
+from core.lab.procs import descendants_of, is_root, pid_alive, stop_pid
+from core.lab.sshd import SshServer, public_key_fingerprint
 
 pytestmark = pytest.mark.lab
 
@@ -253,3 +259,57 @@ def test_lab_without_root_runs_everything_as_the_current_user(lab):
         assert lab.ssh_user == "root" and lab.run_as.name == "postgres"
     else:
         assert lab.run_as.uid == me and lab.nodes[0].certs_dir.stat().st_uid == me
+
+
+def test_stop_falls_back_to_sigkill_for_a_process_that_ignores_sigterm():
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+    )
+    stubborn.stdout.readline()  # SIG_IGN is in place
+    started = time.monotonic()
+    stop_pid(stubborn.pid, timeout=0.5, process=stubborn)
+    assert stubborn.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 5
+    stop_pid(stubborn.pid, process=stubborn)  # already gone: nothing happens
+
+
+def test_servers_of_a_killed_process_are_stopped_by_the_next_lab(lab_factory):
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from core.lab import start_lab; lab = start_lab(nodes=2); "
+            "print(' '.join(map(str, lab.pids)), lab.workdir, flush=True); os.kill(os.getpid(), 9)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    *orphans, workdir = crashed.stdout.split()
+    orphans = [int(pid) for pid in orphans]
+    assert len(orphans) == 4 and all(pid_alive(pid) for pid in orphans)
+    lab_factory(1)
+    assert [pid for pid in orphans if pid_alive(pid)] == []
+    assert not Path(workdir).exists()
+
+
+def test_a_taken_port_is_reported_with_the_node_and_sshd_log(lab, tmp_path):
+    node = lab.nodes[0]
+    clash = SshServer(tmp_path / "clash", node.address, node.ssh_port, lab.authorized_keys, name="clash")
+    with pytest.raises(CertRotateError, match=rf"sshd for clash on {node.address}:{node.ssh_port} did not start: .*in use"):
+        clash.start()
+    assert clash.pid is None
+
+
+def test_default_ports_taken_on_every_address_fall_back_to_free_ones(lab_factory, monkeypatch):
+    with socket.socket() as wildcard:
+        wildcard.bind(("0.0.0.0", 0))
+        wildcard.listen()
+        taken = wildcard.getsockname()[1]
+        monkeypatch.setattr(cluster, "DEFAULT_SQL_PORT", taken)
+        lab = lab_factory(1)
+        node = lab.nodes[0]
+        assert node.sql_port != taken and node.ssh_port == 2222
+        with lab.connect_sql(node, "root") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -9,3 +9,18 @@ Used as pytest fixtures (tests/conftest.py) and as the engine of `certrotate dem
 
 Every process is stopped by its own pid, never by name. Nothing here imports Textual.
 """
+
+from core.lab.cluster import Lab, LabClientHost, LabNode, make_lab_dir, start_lab
+from core.lab.postgres import PostgresServer, connect_tls
+from core.lab.sshd import SshServer
+
+__all__ = [
+    "Lab",
+    "LabClientHost",
+    "LabNode",
+    "PostgresServer",
+    "SshServer",
+    "connect_tls",
+    "make_lab_dir",
+    "start_lab",
+]

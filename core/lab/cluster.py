@@ -281,6 +281,18 @@ class Lab:
         )
         return client
 
+    def summary(self) -> str:
+        """A few lines for a human: where the state file is and how to reach each host."""
+        lines = [f"Lab {self.name}: {len(self.nodes)} nodes; state file {self.state_path}"]
+        for node in self.nodes:
+            lines.append(
+                f"  {node.name}: ssh {self.ssh_user}@{node.address} -p {node.ssh_port}, "
+                f"sql {node.sql_addr}, certs {node.certs_dir}"
+            )
+        for host in self.client_hosts:
+            lines.append(f"  {host.name}: ssh {self.ssh_user}@{host.address} -p {host.ssh_port}, certs {host.certs_dir}")
+        return "\n".join(lines)
+
     def stop(self) -> None:
         """Stop every sshd and PostgreSQL of the lab by pid, release its address block. Idempotent."""
         if self._stopped:
@@ -366,7 +378,41 @@ def claim_block(host_numbers: Sequence[int], ports: Sequence[int], *, attempts: 
         if _ports_free((prefix + str(n) for n in host_numbers), ports):
             return prefix, lock
         lock.release()
-    raise CertRotateError(f"No free loopback block for the lab after {attempts} tries; stop some labs and retry.")
+    port_list = ", ".join(str(port) for port in ports)
+    raise CertRotateError(
+        f"No free loopback block for the lab after {attempts} tries: ports {port_list} were taken on every "
+        "127.x.y.z tried (a server listening on 0.0.0.0 takes them all); choose other ports or stop some labs."
+    )
+
+
+def _taken_on_every_address(port: int) -> bool:
+    """True when a wildcard listener (say a real CockroachDB on 0.0.0.0:26257) holds `port`."""
+    rng = random.SystemRandom()
+    addresses = [f"127.{rng.randint(16, 239)}.{rng.randint(0, 255)}.254" for _ in range(3)]
+    return not any(_ports_free([address], [port]) for address in addresses)
+
+
+def _usable_port(default: int, low: int, high: int, avoid: int | None = None) -> int:
+    rng = random.SystemRandom()
+    port = default
+    for _ in range(50):
+        if port != avoid and not _taken_on_every_address(port):
+            return port
+        port = rng.randint(low, high)
+    raise CertRotateError(f"Port {default} and 50 random alternatives are taken on every loopback address.")
+
+
+def _claim_block_and_ports(
+    host_numbers: Sequence[int], ssh_port: int | None, sql_port: int | None
+) -> tuple[str, _BlockLock, int, int]:
+    """Ports the caller gave are kept; a default port some wildcard listener holds everywhere
+    is swapped for a random free one (read them from the nodes, never assume them)."""
+    if ssh_port is None:
+        ssh_port = _usable_port(DEFAULT_SSH_PORT, 20000, 29999)
+    if sql_port is None:
+        sql_port = _usable_port(DEFAULT_SQL_PORT, 30000, 39999, avoid=ssh_port)
+    prefix, lock = claim_block(host_numbers, [ssh_port, sql_port])
+    return prefix, lock, ssh_port, sql_port
 
 
 # -- building a lab ---------------------------------------------------------------------------
@@ -445,8 +491,8 @@ def start_lab(
     ssh_clients: Sequence[str] = (),
     name: str | None = None,
     key_type: str = DEFAULT_KEY_TYPE,
-    ssh_port: int = DEFAULT_SSH_PORT,
-    sql_port: int = DEFAULT_SQL_PORT,
+    ssh_port: int | None = None,
+    sql_port: int | None = None,
 ) -> Lab:
     """Start `nodes` lab nodes with an initial PKI and write the operator's state file.
 
@@ -456,7 +502,9 @@ def start_lab(
     users (each also a PostgreSQL LOGIN role). `ssh_clients`: those of `clients` whose
     certificates are delivered over SSH to a client host of their own; the others are
     exported locally. `ssh_user`: the login of every sshd (default: the current user,
-    i.e. root as root; "postgres" is allowed as root).
+    i.e. root as root; "postgres" is allowed as root). `ssh_port`/`sql_port`: 2222 and 26257
+    unless given; when something listens on them on every address (0.0.0.0), random free
+    ports are used instead — read them from the nodes, never assume them.
     """
     if not 1 <= nodes <= MAX_NODES:
         raise BadInput(f"A lab has 1 to {MAX_NODES} nodes, not {nodes}.")
@@ -483,10 +531,18 @@ def start_lab(
         raise
 
     host_numbers = list(range(1, nodes + 1)) + [CLIENT_HOST_OFFSET + j for j in range(len(ssh_clients))]
-    prefix, lock = claim_block(host_numbers, [ssh_port, sql_port])
+    prefix, lock, ssh_port, sql_port = _claim_block_and_ports(host_numbers, ssh_port, sql_port)
     lab_name = name or f"lab-{prefix.rstrip('.').replace('.', '-')}"
     started: list = []
     scratch = ScratchDir("certrotate-lab-data-")
+
+    def register_server(pid_file: Path, cmdline_marker: str, stop_signal: int = signal.SIGTERM) -> None:
+        # In every dir a later sweep may find first: sweeping our own workdir deletes the
+        # sshd pid files the data dir's list points at.
+        for holder in (scratch, own_workdir):
+            if holder is not None:
+                holder.register_server(pid_file, cmdline_marker, stop_signal)
+
     try:
         operator = _mkdir(workdir / "operator")
         local_certs = _mkdir(operator / "certs")
@@ -532,8 +588,8 @@ def start_lab(
                 )
             )
         for node in lab_nodes:
-            scratch.register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
-            scratch.register_server(node.sshd.pid_path, str(node.sshd.config_path))
+            register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
+            register_server(node.sshd.pid_path, str(node.sshd.config_path))
         client_hosts = []
         for j, user in enumerate(ssh_clients):
             host_dir = _mkdir(workdir / "clients" / user)
@@ -567,7 +623,7 @@ def start_lab(
                 write = write_private if file_name.endswith(".key") else write_public
                 write(path, (local_certs / file_name).read_bytes(), overwrite=True)
                 login_account.chown(path)
-            scratch.register_server(host.sshd.pid_path, str(host.sshd.config_path))
+            register_server(host.sshd.pid_path, str(host.sshd.config_path))
             started.append(host.sshd)
             host.sshd.start()
 

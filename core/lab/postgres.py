@@ -306,6 +306,7 @@ class PostgresServer:
         while True:
             if self._process.poll() is not None:
                 self._process = None
+                untrack_running(self)
                 raise CertRotateError(
                     f"PostgreSQL for {self.name} on {self.sql_addr} did not start: {log_tail(self.log_path)}"
                 )

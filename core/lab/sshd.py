@@ -22,6 +22,7 @@ the server is started with `UsePAM yes`, which checks the account through PAM in
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import re
@@ -215,10 +216,12 @@ class SshServer:
         return self.pid is not None
 
     def start(self) -> None:
-        """Start sshd and return once it answers with its SSH banner; a no-op while it runs."""
+        """Start sshd and return once it listens and answers with its SSH banner; a no-op while it runs."""
         if self.running:
             return
         self.prepare()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_path.unlink()  # a stale one from a killed run would look like success
         track_running(self)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
@@ -232,10 +235,14 @@ class SshServer:
         deadline = time.monotonic() + self.start_timeout
         while True:
             if self._process.poll() is not None:
+                self._process = None
+                untrack_running(self)
                 raise CertRotateError(
                     f"sshd for {self.name} on {self.address}:{self.port} did not start: {log_tail(self.log_path)}"
                 )
-            if self._answers_banner():
+            # sshd writes its pid file only once it listens: a banner alone could come from
+            # another server holding the port while ours is about to give up and exit.
+            if read_pid_file(self.pid_path) == self._process.pid and self._answers_banner():
                 return
             if time.monotonic() >= deadline:
                 self.stop()
@@ -259,7 +266,5 @@ class SshServer:
         self._process = None
         untrack_running(self)
         if pid is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self.pid_path.unlink()
-            except FileNotFoundError:
-                pass
