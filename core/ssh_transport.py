@@ -471,12 +471,13 @@ class HostSession:
         finally:
             self._connecting = []
 
-    def _candidate_keys(self) -> Iterator[tuple[str, paramiko.PKey]]:
-        """Keys to offer, in order: the node's ssh_key (or config IdentityFile), ssh-agent, ~/.ssh/id_*."""
+    def _candidate_keys(self, problems: list[str]) -> Iterator[tuple[str, paramiko.PKey]]:
+        """Keys to offer, in order: the node's ssh_key (or config IdentityFile), ssh-agent, ~/.ssh/id_*.
+
+        Key files that cannot be used are described in `problems` for the error sentence.
+        """
         endpoint = self.endpoint
         offered: set[bytes] = set()
-        problems: list[str] = []
-        self._key_problems = problems
 
         def load(path_text: str) -> paramiko.PKey | None:
             path = Path(path_text).expanduser()
@@ -512,7 +513,8 @@ class HostSession:
     def _authenticate(self, transport: paramiko.Transport) -> None:
         user = self.endpoint.user
         tried: list[str] = []
-        for source, key in self._candidate_keys():
+        problems: list[str] = []
+        for source, key in self._candidate_keys(problems):
             try:
                 remaining = transport.auth_publickey(user, key)
             except paramiko.BadAuthenticationType as exc:
@@ -534,7 +536,6 @@ class HostSession:
                 f"{self.label} wants a further login step for {user} ({', '.join(remaining)}) after the key; "
                 f"certrotate logs in with a key only, so use an account that needs nothing else."
             )
-        problems = getattr(self, "_key_problems", [])
         offered = ", ".join(tried) if tried else "no key at all"
         hint = f" ({'; '.join(problems)})" if problems else ""
         raise LoginRefused(
