@@ -478,7 +478,7 @@ def _resolve_ssh_user(ssh_user: str | None) -> str:
             f"As {me.name} (not root) the lab's sshd can only log in {me.name}, not {ssh_user!r}; "
             "leave ssh_user unset or run as root."
         )
-    RunAs.named(ssh_user)  # exists?
+    RunAs.named(ssh_user)  # one sentence if the account does not exist
     return ssh_user
 
 
@@ -521,20 +521,23 @@ def start_lab(
 
     own_workdir = ScratchDir(WORKDIR_PREFIX, Path(tempfile.gettempdir())) if workdir is None else None
     workdir = own_workdir.path if own_workdir else Path(workdir).absolute()
-    _mkdir(workdir)
+    host_numbers = list(range(1, nodes + 1)) + [CLIENT_HOST_OFFSET + j for j in range(len(ssh_clients))]
     try:
+        _mkdir(workdir)
         _check_reachable(workdir, run_as)
         initdb_template(run_as)  # once per process; every node copies it
+        scratch = ScratchDir("certrotate-lab-data-")
+        try:
+            prefix, lock, ssh_port, sql_port = _claim_block_and_ports(host_numbers, ssh_port, sql_port)
+        except BaseException:
+            scratch.remove()
+            raise
     except BaseException:
         if own_workdir is not None:
             own_workdir.remove()
         raise
-
-    host_numbers = list(range(1, nodes + 1)) + [CLIENT_HOST_OFFSET + j for j in range(len(ssh_clients))]
-    prefix, lock, ssh_port, sql_port = _claim_block_and_ports(host_numbers, ssh_port, sql_port)
     lab_name = name or f"lab-{prefix.rstrip('.').replace('.', '-')}"
     started: list = []
-    scratch = ScratchDir("certrotate-lab-data-")
 
     def register_server(pid_file: Path, cmdline_marker: str, stop_signal: int = signal.SIGTERM) -> None:
         # In every dir a later sweep may find first: sweeping our own workdir deletes the
@@ -587,9 +590,6 @@ def start_lab(
                     owner=run_as,
                 )
             )
-        for node in lab_nodes:
-            register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
-            register_server(node.sshd.pid_path, str(node.sshd.config_path))
         client_hosts = []
         for j, user in enumerate(ssh_clients):
             host_dir = _mkdir(workdir / "clients" / user)
@@ -604,12 +604,20 @@ def start_lab(
                     sshd=SshServer(host_dir / "sshd", address, ssh_port, authorized_keys, name=f"client-{user}", login_user=login),
                 )
             )
+        for node in lab_nodes:
+            register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
+            register_server(node.sshd.pid_path, str(node.sshd.config_path))
+        for host in client_hosts:
+            register_server(host.sshd.pid_path, str(host.sshd.config_path))
 
         def bring_up(node: LabNode) -> None:
             issued = pki.issue_node(ca, node.addresses, key_type=key_type)
             pg_dir = _mkdir(node.postgres.workdir)
             if node.postgres.data_dir.parent != pg_dir:
-                (pg_dir / "data").symlink_to(node.postgres.data_dir)  # for a human looking around
+                link = pg_dir / "data"  # for a human looking around
+                if link.is_symlink():
+                    link.unlink()  # a workdir reused from an earlier lab
+                link.symlink_to(node.postgres.data_dir)
             node.install_node_cert(issued, ca_pem=ca.cert_pem)
             started.append(node.postgres)
             node.postgres.start()
@@ -623,7 +631,6 @@ def start_lab(
                 write = write_private if file_name.endswith(".key") else write_public
                 write(path, (local_certs / file_name).read_bytes(), overwrite=True)
                 login_account.chown(path)
-            register_server(host.sshd.pid_path, str(host.sshd.config_path))
             started.append(host.sshd)
             host.sshd.start()
 
