@@ -6,13 +6,18 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
-from tui import cert_cli
+
+DEFAULT_STATE = "certrotate.toml"
+from tui import cert_cli, rotation_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
+    state_parent = argparse.ArgumentParser(add_help=False)
+    state_parent.add_argument("--state", default=argparse.SUPPRESS, help="state file (default ./certrotate.toml)")
     parser = argparse.ArgumentParser(prog="certrotate", description="Zero-downtime TLS certificate rotation.")
-    parser.add_argument("--state", default="certrotate.toml", help="state file (default ./certrotate.toml)")
+    parser.add_argument("--state", default=DEFAULT_STATE, help="state file (default ./certrotate.toml)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    rotation_cli.register(subparsers, state_parent)
     cert_cli.register(subparsers)
     return parser
 

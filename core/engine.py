@@ -1,0 +1,641 @@
+"""The rotation runbook as code: phases, gates, and a resumable `advance`.
+
+A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md). `start init`,
+`start nodes` and `start clients` are a single `leaf` phase. `advance` runs every step that
+is ready, in order, and stops at a gate: a schedule date or an operator confirmation.
+
+Every step observes the hosts first and plans only what is missing (core.plans), so a
+run killed at any instant is finished by running `advance` again. The state file is saved
+after every host, so its record is never ahead of the nodes by more than one host step,
+and a step that is recorded done is re-checked cheaply rather than trusted blindly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core import bundle, files, pki, remote_files
+from core import state as state_mod
+from core.actions import Action, ExportFiles, FileContent, WriteFiles, describe_plan
+from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
+from core.errors import BadInput, CertRotateError, StepFailed
+from core.executor import Executor, Progress, Reporter, silent
+from core.inventory import ClientConfig, NodeConfig
+from core.keys import key_matches_certificate, load_private_key
+from core.profiles import profile_for
+from core.probes import probe_sql, wait_for_fingerprint
+from core.plans import PRIVATE, PUBLIC, HostFacts, TrustCheck, plan_bundle, plan_client_files, plan_node_leaf
+from core.ssh_transport import HostSession, SshPool
+from core.state import State
+from core.workspace import LeafFiles, Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
+
+KINDS = ("init", "ca", "nodes", "clients")
+PHASES = ("idle", "trust", "wait", "leaf", "retire")
+MAX_PARALLEL_HOSTS = 16
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Why `advance` stopped: a date to wait for, or confirmations only the operator can give."""
+
+    kind: str  # "schedule" or "confirm"
+    reason: str
+    until: dt.datetime | None = None
+    items: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    phase: str
+    gate: Gate | None = None
+    finished: bool = False
+    plan: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def client_key(client: ClientConfig) -> str:
+    """How a client is named in the record: the user, and its host when delivered over SSH."""
+    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
+
+
+def rotation_id_for(kind: str, now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{kind}"
+
+
+# -- start ------------------------------------------------------------------------------------
+
+
+def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Open a rotation of `kind`; refuses while another is in flight. Nothing is touched yet."""
+    if kind not in KINDS:
+        raise BadInput(f"Unknown rotation {kind!r}; choose one of {', '.join(KINDS)}.")
+    if state.rotation:
+        raise BadInput(
+            f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
+            f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
+        )
+    real_now = pki.utcnow()
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    if kind == "init":
+        if ws.ca_key_path.exists() or ws.bundle_path.exists():
+            raise BadInput(
+                f"{ws.relative(ws.bundle_path)} or {ws.relative(ws.ca_key_path)} already exists; `start init` is for a "
+                "cluster without certificates. Use `start ca` to rotate an existing CA."
+            )
+    else:
+        ca_bundle = bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
+        if kind in ("nodes", "clients"):
+            ws.current_ca()  # the CA key must be here and match, or nothing can be issued
+        expired = ca_bundle.expired(real_now)
+        if kind == "ca" and expired and len(expired) == len(ca_bundle.entries):
+            raise BadInput("Every CA in the local bundle has expired; the cluster trusts nothing valid. Use `start init`.")
+    rotation_id = rotation_id_for(kind, real_now)
+    state.rotation = {"id": rotation_id, "kind": kind, "phase": "trust" if kind == "ca" else "leaf", "started": real_now}
+    state.record("start", at=real_now, detail=f"{kind} rotation {rotation_id}")
+    return state.rotation
+
+
+# -- the run context ----------------------------------------------------------------------------
+
+
+class Run:
+    """One `advance` (or dry run): the state, the clock the gates read, the SSH pool, the reporter."""
+
+    def __init__(self, state: State, pool: SshPool, *, now: dt.datetime | None, yes: bool, dry_run: bool,
+                 report: Reporter = silent):
+        self.state = state
+        self.pool = pool
+        self.clock = now or pki.utcnow()
+        self.yes = yes
+        self.dry_run = dry_run
+        self.report = report
+        self.ws = Workspace(state.base_dir, state.inventory.cluster)
+        self.rotation = state.rotation
+        self.rid: str = self.rotation["id"]
+        self.kind: str = self.rotation["kind"]
+        self.plans: dict[str, list[str]] = {}
+        self.executor = Executor(pool, report)
+
+    @property
+    def inventory(self):
+        return self.state.inventory
+
+    def save(self) -> None:
+        if not self.dry_run:
+            state_mod.save(self.state)
+
+    def record(self, action: str, **fields: str) -> None:
+        self.state.record(action, at=pki.utcnow(), **fields)
+
+    def node_record(self, name: str) -> dict[str, Any]:
+        return self.rotation.setdefault("nodes", {}).setdefault(name, {})
+
+    def client_record(self, client: ClientConfig) -> dict[str, Any]:
+        return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+
+    def session(self, host: NodeConfig | ClientConfig) -> HostSession:
+        if isinstance(host, ClientConfig):
+            fields = {f.name: getattr(host, f.name) for f in dataclasses.fields(host)}
+            return self.pool.session({**fields, "name": f"client {client_key(host)}"}, self.state.base_dir)
+        return self.pool.session(host, self.state.base_dir)
+
+    # -- executing a host's plan --------------------------------------------------------------
+
+    def execute(self, host: str, session: HostSession | None, actions: list[Action], step: str) -> None:
+        """Apply (or, in a dry run, list) one host's plan, and journal what was done."""
+        if self.dry_run:
+            self.plans.setdefault(host, []).extend(describe_plan(actions))
+            return
+        if not actions:
+            self.report(Progress(host, step, "skipped", "already done"))
+            return
+        self.executor.apply(session, actions, step)
+        for action in actions:
+            if isinstance(action, (WriteFiles, ExportFiles)):
+                for f in action.files:
+                    self.record(f"{step}: write", host=host, path=f.path, sha256=f.sha256)
+            elif hasattr(action, "command"):
+                self.record(f"{step}: {action.purpose}", host=host, detail=action.command)
+            else:
+                self.record(f"{step}: verify", host=host, detail=action.describe()[0])
+
+    def in_parallel(self, step: str, hosts: list[Any], work: Callable[[Any], None], name: Callable[[Any], str]) -> None:
+        """Run `work` on every host with a bounded pool; save after each; one sentence for all failures."""
+        failures: list[str] = []
+        if not hosts:
+            return
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts))) as pool:
+            futures = {pool.submit(work, host): host for host in hosts}
+            for future, host in futures.items():
+                try:
+                    future.result()
+                except CertRotateError as error:
+                    failures.append(str(error))
+                    self.report(Progress(name(host), step, "failed", str(error)))
+                    self.rotation["last_error"] = str(error)
+                self.save()
+        if failures:
+            more = f" ({len(failures) - 1} more host(s) failed too)" if len(failures) > 1 else ""
+            raise StepFailed(f"{step} step: {failures[0]}{more}")
+
+
+# -- CA material ------------------------------------------------------------------------------
+
+
+def _new_ca(run: Run) -> pki.Issued:
+    """The rotation's new CA (kind ca), or the cluster's first CA (kind init); made once, found again."""
+    cluster = run.inventory.cluster
+    if run.kind == "init":
+        key_path, cert_path = run.ws.ca_key_path, run.ws.rotation_dir(run.rid) / CA_CERT
+        name = f"Cockroach CA {cluster.name}"
+    else:
+        key_path, cert_path = run.ws.new_ca_key_path(run.rid), run.ws.rotation_dir(run.rid) / CA_CERT
+        name = f"Cockroach CA {cluster.name} {run.rid}"
+    ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
+                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
+    if not run.dry_run and "new_ca" not in run.rotation:
+        run.rotation["new_ca"] = {
+            "fingerprint": ca.fingerprint,
+            "key": run.ws.relative(key_path),
+            "cert": run.ws.relative(cert_path),
+        }
+        run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
+        run.save()
+    run.executor.probe_cas[ca.fingerprint] = ca
+    return ca
+
+
+def _old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
+    """The CA whose key the operator holds (cluster.ca_key), to prove trust in it with a probe."""
+    try:
+        key = load_private_key(run.ws.ca_key_path.read_bytes(), str(run.ws.ca_key_path))
+    except (OSError, BadInput):
+        return None
+    for entry in old_bundle.entries:
+        if key_matches_certificate(key, entry.certificate.public_key()):
+            issued = pki.Issued(entry.certificate, key)
+            run.executor.probe_cas[issued.fingerprint] = issued
+            return issued
+    return None
+
+
+def _signing_ca(run: Run) -> pki.Issued:
+    if run.kind in ("ca", "init"):
+        return _new_ca(run)
+    ca = run.ws.current_ca()
+    run.executor.probe_cas[ca.fingerprint] = ca
+    return ca
+
+
+def _bundles(run: Run) -> tuple[bytes, bundle.Bundle, pki.Issued]:
+    """(combined bundle, the bundle before the rotation, new CA) of a CA rotation.
+
+    The bundle from before is kept beside the rotation's files, so that it is known even
+    after the local ca.crt was replaced by the combined one.
+    """
+    new_ca = _new_ca(run)
+    before_path = run.ws.rotation_dir(run.rid) / "ca-before.crt"
+    if before_path.exists():
+        before = before_path.read_bytes()
+    else:
+        before = run.ws.read_bundle()
+        if not run.dry_run:
+            files.write_public(before_path, before, overwrite=False)
+    old_bundle = bundle.parse_bundle(before, run.ws.relative(run.ws.bundle_path))
+    combined = bundle.combine(new_ca.cert_pem, before)
+    if not run.dry_run:
+        run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
+        run.rotation["combined_bundle_sha256"] = hashlib.sha256(combined).hexdigest()
+    return combined, old_bundle, new_ca
+
+
+# -- steps shared by phases ----------------------------------------------------------------------
+
+
+def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[bytes], checks: list[TrustCheck]) -> None:
+    """Put `bundle_pem` on every node in parallel, reload, verify; then deliver it to every client."""
+    wanted_sha = hashlib.sha256(bundle_pem).hexdigest()
+    allowed = {hashlib.sha256(b).hexdigest() for b in allowed_before} | {wanted_sha}
+
+    def node_work(node: NodeConfig) -> None:
+        record = run.node_record(node.name)
+        session = run.session(node)
+        ca_path = f"{node.certs_dir.rstrip('/')}/{CA_CERT}"
+        facts = run.executor.observe(session, [ca_path], node.sql_addr)
+        if facts.files.get(ca_path) not in allowed:
+            raise StepFailed(
+                f"{node.name}: {ca_path} is neither the bundle certrotate knows from before this rotation nor "
+                f"the one it is rolling out (it was changed by hand?); compare it with "
+                f"{run.ws.relative(run.ws.bundle_path)} before going on."
+            )
+        if facts.served_fingerprint and "served_before" not in record and not run.dry_run:
+            record["served_before"] = facts.served_fingerprint
+        actions = plan_bundle(node.name, node.certs_dir, facts, bundle_pem, reload=node.reload or _profile_reload(run),
+                              sql_addr=node.sql_addr, checks=checks, backup_id=f"{run.rid}.{step}",
+                              verified=record.get(step) == DONE)
+        run.report(Progress(node.name, step, "running", "starting"))
+        run.execute(node.name, session, actions, step)
+        if not run.dry_run:
+            record[step] = DONE
+            record[f"{step}_at"] = pki.utcnow()
+            record[f"{step}_bundle_sha256"] = wanted_sha
+            run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
+
+    run.in_parallel(step, list(run.inventory.nodes), node_work, lambda n: n.name)
+    for client in run.inventory.clients:
+        _deliver_to_client(run, client, step, {CA_CERT: (bundle_pem, PUBLIC)}, confirm_key=f"{step}_confirmed")
+
+
+def _deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
+                       confirm_key: str) -> None:
+    """SSH clients get the files (and their restart); the others get an export to confirm by hand."""
+    record = run.client_record(client)
+    label = client_key(client)
+    if record.get(step) == DONE:
+        run.report(Progress(label, step, "skipped", "already delivered"))
+        return
+    if client.delivered_over_ssh:
+        session = run.session(client)
+        paths = [f"{client.certs_dir.rstrip('/')}/{name}" for name in payload]
+        facts = run.executor.observe(session, paths, None)
+        actions = plan_client_files(label, client.certs_dir, facts, payload, restart=client.restart,
+                                    backup_id=f"{run.rid}.{step}")
+        run.execute(label, session, actions, step)
+        if not run.dry_run:
+            record[confirm_key] = True
+    else:
+        export = ExportFiles(label, run.ws.export_dir(client.user),
+                             tuple(FileContent(name, content, mode) for name, (content, mode) in payload.items()))
+        run.execute(label, None, [export], step)
+    if not run.dry_run:
+        record[step] = DONE
+        record[f"{step}_at"] = pki.utcnow()
+        run.report(Progress(label, step, "ok", "delivered" if client.delivered_over_ssh else
+                            f"exported to {run.ws.relative(run.ws.export_dir(client.user))}; confirm delivery"))
+        run.save()
+
+
+def _profile_reload(run: Run) -> str | None:
+    return profile_for(run.inventory.cluster.profile).reload_command
+
+
+def _unconfirmed(run: Run, confirm_key: str) -> list[ClientConfig]:
+    return [c for c in run.inventory.clients if not run.client_record(c).get(confirm_key)]
+
+
+def _confirmation_gate(run: Run, confirm_key: str, what: str) -> Gate | None:
+    """Manual clients must be confirmed by the operator (the wizard's checklist, or --yes)."""
+    pending = _unconfirmed(run, confirm_key)
+    if not pending:
+        return None
+    if run.yes and not run.dry_run:
+        for client in pending:
+            run.client_record(client)[confirm_key] = True
+            run.record(f"confirmed {what}", host=client_key(client), detail="operator (--yes)")
+        run.save()
+        return None
+    return Gate("confirm", f"confirm that every manually delivered client has {what}",
+                items=tuple(client_key(c) for c in pending))
+
+
+def confirm(state: State, items: list[str], confirm_key: str | None = None) -> None:
+    """Record the operator's confirmations (the wizard's checklist) for the current gate."""
+    key = confirm_key or current_confirm_key(state)
+    if key is None:
+        raise BadInput("Nothing is waiting for a confirmation.")
+    clients = {client_key(c): c for c in state.inventory.clients}
+    for item in items:
+        if item not in clients:
+            raise BadInput(f"No client {item!r} in the inventory.")
+        state.rotation.setdefault("clients", {}).setdefault(item, {})[key] = True
+        state.record(f"confirmed {key}", at=pki.utcnow(), host=item, detail="operator")
+
+
+def current_confirm_key(state: State) -> str | None:
+    phase = state.phase
+    if phase in ("trust", "wait"):
+        return "trust_confirmed"
+    if phase in ("leaf", "retire"):
+        return "leaf_confirmed"
+    return None
+
+
+# -- phases -----------------------------------------------------------------------------------
+
+
+def phase_trust(run: Run) -> Gate | None:
+    combined, old_bundle, new_ca = _bundles(run)
+    old_ca = _old_ca(run, old_bundle)
+    checks = [TrustCheck(new_ca.fingerprint, True)] + ([TrustCheck(old_ca.fingerprint, True)] if old_ca else [])
+    _bundle_step(run, "trust", combined, [old_bundle.pem, _file_or_empty(run.ws.bundle_path)], checks)
+    if run.dry_run:
+        return None
+    files.write_public(run.ws.bundle_path, combined, overwrite=True)
+    finished = pki.utcnow()
+    run.rotation["trust_done_at"] = finished
+    run.rotation["wait_until"] = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
+    run.rotation["phase"] = "wait"
+    run.record("phase wait", detail=f"leaf rotation not before {run.rotation['wait_until']:%Y-%m-%d %H:%M} UTC")
+    run.save()
+    return None
+
+
+def _file_or_empty(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def phase_wait(run: Run) -> Gate | None:
+    gate_confirm = _confirmation_gate(run, "trust_confirmed", "the new CA bundle and was restarted")
+    until = run.rotation["wait_until"]
+    if run.clock < until:
+        return Gate("schedule", f"leaf rotation waits {run.inventory.cluster.leaf_delay_days} days after the trust "
+                                f"rollout, so every client picks up the new bundle", until=until)
+    if gate_confirm:
+        return gate_confirm
+    if not run.dry_run:
+        run.rotation["phase"] = "leaf"
+        run.record("phase leaf")
+        run.save()
+    return None
+
+
+def _rollout_order(nodes: tuple[NodeConfig, ...]) -> list[NodeConfig]:
+    """Canary first (the first node of the inventory), then region by region in inventory order."""
+    if not nodes:
+        return []
+    canary, rest = nodes[0], list(nodes[1:])
+    regions: list[str | None] = []
+    for node in rest:
+        if node.region not in regions:
+            regions.append(node.region)
+    ordered = [canary]
+    for region in ([canary.region] if canary.region in regions else []) + [r for r in regions if r != canary.region]:
+        ordered += [n for n in rest if n.region == region]
+    return ordered
+
+
+def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | None) -> None:
+    record = run.node_record(node.name)
+    leaf = ensure_node_leaf(run.ws, run.rid, ca, node, now=pki.utcnow(), dry_run=run.dry_run)
+    session = run.session(node)
+    base = node.certs_dir.rstrip("/")
+    paths = [f"{base}/{NODE_KEY}", f"{base}/{NODE_CERT}"] + ([f"{base}/{CA_CERT}"] if bundle_pem else [])
+    facts = run.executor.observe(session, paths, node.sql_addr)
+    actions = plan_node_leaf(node.name, node.certs_dir, facts, leaf.cert_pem, leaf.key_pem, leaf.fingerprint,
+                             bundle_pem=bundle_pem, reload=node.reload or _profile_reload(run), sql_addr=node.sql_addr,
+                             backup_id=f"{run.rid}.leaf", verified=record.get("leaf") == DONE)
+    run.report(Progress(node.name, "leaf", "running", "starting"))
+    try:
+        run.execute(node.name, session, actions, "leaf")
+    except CertRotateError as error:
+        if run.dry_run:
+            raise
+        restored = _restore_after_failed_leaf(run, node, session, facts)
+        message = f"{node.name}: {error} {restored} The rotation is stopped; fix the cause and run advance again."
+        record["leaf"] = "failed"
+        run.rotation["last_error"] = message
+        run.record("leaf failed", host=node.name, detail=str(error))
+        run.save()
+        raise StepFailed(message) from None
+    if not run.dry_run:
+        record.update({"leaf": DONE, "leaf_at": pki.utcnow(), "leaf_fingerprint": leaf.fingerprint})
+        run.report(Progress(node.name, "leaf", "ok", f"serves the new certificate {leaf.fingerprint[:16]}…"))
+        run.save()
+
+
+def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession, before: HostFacts) -> str:
+    """Put the node's previous files back, reload, and check it serves what it served before."""
+    try:
+        remote_files.restore(session, f"{run.rid}.leaf")
+        session.reload(node.reload or _profile_reload(run) or "true")
+        if node.sql_addr and before.served_fingerprint:
+            seen = wait_for_fingerprint(node.sql_addr, before.served_fingerprint, timeout=run.executor.verify_timeout)
+            if seen != before.served_fingerprint:
+                return "Its previous files were restored, but it does not serve its previous certificate yet; look at it now."
+        run.record("leaf restored", host=node.name, detail="previous node.crt/node.key back in place")
+        run.report(Progress(node.name, "leaf", "failed", "restored its previous certificate"))
+        return "Its previous certificate was restored and it serves it again."
+    except CertRotateError as error:
+        return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
+
+
+def phase_leaf(run: Run) -> Gate | None:
+    ca = _signing_ca(run)
+    nodes_too = run.kind in ("ca", "nodes", "init")
+    clients_too = run.kind in ("ca", "clients", "init")
+    init_bundle = ca.cert_pem if run.kind == "init" else None
+    if nodes_too:
+        for node in _rollout_order(run.inventory.nodes):
+            _leaf_node(run, node, ca, init_bundle)
+    if clients_too:
+        for client in run.inventory.clients:
+            leaf = ensure_client_leaf(run.ws, run.rid, ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
+            payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
+                       client_key_name(client.user): (leaf.key_pem, PRIVATE)}
+            if init_bundle:
+                payload = {CA_CERT: (init_bundle, PUBLIC), **payload}
+            _deliver_to_client(run, client, "leaf", payload, confirm_key="leaf_confirmed")
+            if not run.dry_run:
+                run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint
+    if run.dry_run:
+        return None
+    if run.kind == "ca":
+        run.rotation["phase"] = "retire"
+        run.record("phase retire")
+        run.save()
+        return None
+    gate = _confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted") if clients_too else None
+    if gate:
+        return gate
+    if run.kind == "init":
+        files.write_public(run.ws.bundle_path, ca.cert_pem, overwrite=True)
+    _finish(run, "done")
+    return None
+
+
+def phase_retire(run: Run) -> Gate | None:
+    combined, old_bundle, new_ca = _bundles(run)
+    gate = _confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
+    if gate:
+        return gate
+    _check_nothing_depends_on_old_ca(run)
+    final = bundle.remove(combined, set(old_bundle.fingerprints))
+    old_ca = _old_ca(run, old_bundle)
+    checks = [TrustCheck(new_ca.fingerprint, True)] + ([TrustCheck(old_ca.fingerprint, False)] if old_ca else [])
+    _bundle_step(run, "retire", final, [combined], checks)
+    if run.dry_run:
+        return None
+    files.write_public(run.ws.bundle_path, final, overwrite=True)
+    new_key = run.rotation["new_ca"]["key"]
+    state = run.state
+    state.inventory = dataclasses.replace(
+        state.inventory, cluster=dataclasses.replace(state.inventory.cluster, ca_key=new_key))
+    run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
+    _finish(run, "done")
+    return None
+
+
+def _check_nothing_depends_on_old_ca(run: Run) -> None:
+    """Retiring is safe only when every node serves its new leaf and every client holds one."""
+    for node in run.inventory.nodes:
+        record = run.node_record(node.name)
+        expected = record.get("leaf_fingerprint")
+        if record.get("leaf") != DONE or not expected:
+            raise StepFailed(f"{node.name} has no new certificate recorded; the old CA cannot be retired yet.")
+        if node.sql_addr:
+            served = probe_sql(node.sql_addr).fingerprint
+            if served != expected:
+                raise StepFailed(
+                    f"{node.name} serves certificate {served[:16]}…, not its new one {expected[:16]}…; retiring the "
+                    "old CA now would break it. Find out what changed on the node."
+                )
+    for client in run.inventory.clients:
+        if run.client_record(client).get("leaf") != DONE:
+            raise StepFailed(f"client {client_key(client)} has no new certificate yet; the old CA cannot be retired.")
+
+
+def _finish(run: Run, outcome: str) -> None:
+    finished = pki.utcnow()
+    entry = {key: value for key, value in run.rotation.items() if key in ("id", "kind", "started", "new_ca")}
+    entry.update({"finished": finished, "outcome": outcome})
+    run.state.history.append(entry)
+    run.record("finished", detail=f"{run.kind} rotation {run.rid}: {outcome}")
+    for node in run.inventory.nodes:
+        try:
+            remote_files.remove_backup(run.session(node), run.rid)
+        except CertRotateError as error:
+            run.record("backup kept", host=node.name, detail=str(error))
+    run.state.rotation = {}
+    run.rotation = {}
+    run.save()
+
+
+PHASE_STEPS: dict[str, Callable[[Run], Gate | None]] = {
+    "trust": phase_trust,
+    "wait": phase_wait,
+    "leaf": phase_leaf,
+    "retire": phase_retire,
+}
+
+
+def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes: bool = False, dry_run: bool = False,
+            report: Reporter = silent) -> Outcome:
+    """Run every step that is ready; stop at a gate, at the end, or (raising StepFailed) at a failure."""
+    if not state.rotation:
+        return Outcome("idle", finished=False)
+    run = Run(state, pool, now=now, yes=yes, dry_run=dry_run, report=report)
+    run.rotation.pop("last_error", None)
+    while state.rotation:
+        phase = state.phase
+        gate = PHASE_STEPS[phase](run)
+        if run.dry_run:
+            return Outcome(phase, gate=gate, plan=run.plans)
+        if gate is not None:
+            run.record("gate", detail=gate.reason)
+            run.save()
+            return Outcome(phase, gate=gate)
+    return Outcome("idle", finished=True)
+
+
+# -- rollback ---------------------------------------------------------------------------------
+
+
+def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outcome:
+    """Return every host to the files it had before the rotation, reload, verify; back to idle."""
+    if not state.rotation:
+        raise BadInput("No rotation is in flight; there is nothing to roll back.")
+    run = Run(state, pool, now=None, yes=True, dry_run=False, report=report)
+    failures: list[str] = []
+    hosts: list[NodeConfig | ClientConfig] = list(state.inventory.nodes) + [
+        c for c in state.inventory.clients if c.delivered_over_ssh]
+    for host in hosts:
+        name = host.name if isinstance(host, NodeConfig) else client_key(host)
+        try:
+            _rollback_host(run, host, name)
+        except CertRotateError as error:
+            failures.append(str(error))
+            report(Progress(name, "rollback", "failed", str(error)))
+    before = run.ws.rotation_dir(run.rid) / "ca-before.crt"
+    if before.exists():
+        files.write_public(run.ws.bundle_path, before.read_bytes(), overwrite=True)
+    if failures:
+        run.rotation["last_error"] = failures[0]
+        run.save()
+        raise StepFailed(f"rollback: {failures[0]}" + (f" ({len(failures) - 1} more)" if len(failures) > 1 else ""))
+    _finish(run, "rolled back")
+    return Outcome("idle", finished=True)
+
+
+def _rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None:
+    session = run.session(host)
+    touched = False
+    for step in ("retire", "leaf", "trust"):
+        if remote_files.read_manifest(session, f"{run.rid}.{step}") is not None:
+            remote_files.restore(session, f"{run.rid}.{step}")
+            touched = True
+            run.record("rollback: restored", host=name, detail=f"files from before the {step} step")
+    if not touched:
+        report_detail = "nothing to restore"
+        run.report(Progress(name, "rollback", "skipped", report_detail))
+        return
+    if isinstance(host, ClientConfig):
+        if host.restart:
+            session.run(host.restart)
+        run.report(Progress(name, "rollback", "ok", "files restored"))
+        return
+    session.reload(host.reload or _profile_reload(run) or "true")
+    expected = run.node_record(host.name).get("served_before")
+    if host.sql_addr and expected:
+        seen = wait_for_fingerprint(host.sql_addr, expected, timeout=run.executor.verify_timeout)
+        if seen != expected:
+            raise StepFailed(f"{name} was restored but serves {seen[:16]}…, not its previous certificate {expected[:16]}….")
+    run.report(Progress(name, "rollback", "ok", "previous files restored and served"))

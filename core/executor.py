@@ -1,0 +1,150 @@
+"""Apply planned actions to hosts over SSH, and observe hosts for the planner.
+
+The executor is the only part of the engine that touches the network: it reads remote
+hashes and served certificates (`observe`), and performs WriteFiles / RunCommand /
+ExpectServed / ExpectTrust / ExportFiles (`apply`), reporting each through a callback.
+A reload is judged by what the node serves afterwards, never by its exit code.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from core import files, probes, remote_files
+from core.actions import Action, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
+from core.errors import CertRotateError, StepFailed
+from core.pki import Issued
+from core.plans import HostFacts
+from core.ssh_transport import HostSession, SshPool
+
+VERIFY_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One line of progress: which host, which step, and how it went."""
+
+    host: str
+    step: str
+    status: str  # "running", "ok", "skipped", "failed", "waiting"
+    detail: str = ""
+
+
+Reporter = Callable[[Progress], None]
+
+
+def silent(_: Progress) -> None:
+    pass
+
+
+class Executor:
+    def __init__(self, pool: SshPool, report: Reporter = silent, *, probe_cas: dict[str, Issued] | None = None,
+                 verify_timeout: float = VERIFY_TIMEOUT):
+        self.pool = pool
+        self.report = report
+        self.probe_cas = dict(probe_cas or {})
+        self.verify_timeout = verify_timeout
+        self._probe_clients: dict[str, Issued] = {}
+
+    # -- observe -----------------------------------------------------------------------
+
+    def observe(self, session: HostSession, paths: list[str], sql_addr: str | None) -> HostFacts:
+        """Hashes of `paths` on the host and the certificate it serves (None if it serves none)."""
+        hashes = {path: remote_files.file_sha256(session, path) for path in paths}
+        served = None
+        if sql_addr:
+            try:
+                served = probes.probe_sql(sql_addr).fingerprint
+            except CertRotateError:
+                served = None
+        return HostFacts(session.name, hashes, served)
+
+    # -- apply -------------------------------------------------------------------------
+
+    def apply(self, session: HostSession | None, actions: list[Action], step: str) -> None:
+        for action in actions:
+            if isinstance(action, WriteFiles):
+                self._write(session, action, step)
+            elif isinstance(action, RunCommand):
+                self._run(session, action, step)
+            elif isinstance(action, ExpectServed):
+                self._expect_served(action, step)
+            elif isinstance(action, ExpectTrust):
+                self._expect_trust(action, step)
+            elif isinstance(action, ExportFiles):
+                self._export(action, step)
+
+    def _write(self, session: HostSession | None, action: WriteFiles, step: str) -> None:
+        assert session is not None
+        names = ", ".join(Path(f.path).name for f in action.files)
+        self.report(Progress(action.host, step, "running", f"uploading {names}"))
+        remote = [remote_files.RemoteFile(f.path, f.content, f.mode) for f in action.files]
+        remote_files.upload_files(session, remote_files_in_commit_order(remote), rotation_id=action.backup_id)
+        self.report(Progress(action.host, step, "running", f"uploaded {names}"))
+
+    def _run(self, session: HostSession | None, action: RunCommand, step: str) -> None:
+        assert session is not None
+        self.report(Progress(action.host, step, "running", f"{action.purpose}: {action.command}"))
+        if action.purpose == "reload":
+            session.reload(action.command)
+            return
+        result = session.run(action.command)
+        if not result.ok:
+            raise StepFailed(
+                f"{action.purpose} on {action.host} failed: `{action.command}` exited {result.exit_status}"
+                + (f": {result.output}" if result.output else "") + "."
+            )
+
+    def _expect_served(self, action: ExpectServed, step: str) -> None:
+        seen = probes.wait_for_fingerprint(action.address, action.fingerprint, timeout=self.verify_timeout)
+        if seen != action.fingerprint:
+            raise ServedMismatch(
+                f"{action.host} still serves certificate {seen[:16]}… on {action.address} instead of "
+                f"{action.fingerprint[:16]}… after the reload; the node did not load the new files.",
+                seen=seen,
+            )
+        self.report(Progress(action.host, step, "running", f"serves {action.fingerprint[:16]}…"))
+
+    def _expect_trust(self, action: ExpectTrust, step: str) -> None:
+        ca = self.probe_cas.get(action.ca_fingerprint)
+        if ca is None:
+            self.report(Progress(action.host, step, "skipped", f"no key for CA {action.ca_fingerprint[:16]}… to probe with"))
+            return
+        client = self._probe_clients.get(action.ca_fingerprint)
+        if client is None:
+            client = self._probe_clients[action.ca_fingerprint] = probes.make_probe_client(ca)
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            result = probes.probe_trust(action.address, ca, client=client)
+            if result.trusted == action.trusted:
+                break
+            if time.monotonic() >= deadline:
+                wanted = "trust" if action.trusted else "stop trusting"
+                raise StepFailed(
+                    f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
+                    f"({result.detail}); check its ca.crt and reload command."
+                )
+            time.sleep(0.3)
+        verb = "trusts" if action.trusted else "no longer trusts"
+        self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…"))
+
+    def _export(self, action: ExportFiles, step: str) -> None:
+        for f in action.files:
+            writer = files.write_private if f.mode & 0o077 == 0 else files.write_public
+            writer(action.directory / f.path, f.content, overwrite=True)
+        self.report(Progress(action.host, step, "running", f"exported to {action.directory}"))
+
+
+class ServedMismatch(StepFailed):
+    def __init__(self, message: str, *, seen: str):
+        super().__init__(message)
+        self.seen = seen
+
+
+def remote_files_in_commit_order(items: list[remote_files.RemoteFile]) -> list[remote_files.RemoteFile]:
+    order = remote_files.commit_order([item.path for item in items])
+    by_path = {item.path: item for item in items}
+    return [by_path[path] for path in order]

@@ -1,0 +1,181 @@
+"""`certrotate status|start|advance|rollback|check`: the engine for scripts, cron and CI.
+
+Exit codes (SPEC.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
+3 the state file is locked by another certrotate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from core import engine, pki
+from core import state as state_mod
+from core.errors import BadInput
+from core.executor import Progress
+from core.health import Finding, check_certs_dir, check_state
+from core.ssh_transport import SshPool
+
+
+def parse_now(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"--now {text!r} is not an ISO 8601 date or time (e.g. 2027-01-15 or 2027-01-15T09:00Z).") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+def print_progress(event: Progress) -> None:
+    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait"}.get(event.status, event.status)
+    print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
+
+
+def describe_gate(gate: engine.Gate) -> str:
+    if gate.kind == "schedule":
+        return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
+    items = ", ".join(gate.items)
+    return f"waiting for confirmation: {gate.reason} ({items}); confirm in the wizard or run advance --yes."
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = state_mod.load(Path(args.state))
+    summary = status_summary(state)
+    if args.json:
+        print(json.dumps(summary, default=str, indent=2))
+        return 0
+    print(f"cluster {state.inventory.cluster.name}: phase {summary['phase']}")
+    if state.rotation:
+        print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {summary['started']}")
+        if summary.get("wait_until"):
+            print(f"leaf rotation not before {summary['wait_until']}")
+        for name, record in summary["nodes"].items():
+            steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire"))
+            print(f"  node {name}: {steps or 'not started'}")
+        for name, record in summary["clients"].items():
+            steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
+            print(f"  client {name}: {steps or 'not started'}")
+        if summary.get("last_error"):
+            print(f"last error: {summary['last_error']}")
+    if state.history:
+        last = state.history[-1]
+        print(f"last rotation: {last.get('id')} {last.get('outcome')} on {last.get('finished')}")
+    return 0
+
+
+def status_summary(state: state_mod.State) -> dict[str, Any]:
+    rotation = state.rotation
+    return {
+        "cluster": state.inventory.cluster.name,
+        "phase": state.phase,
+        "rotation_id": rotation.get("id"),
+        "kind": rotation.get("kind"),
+        "started": rotation.get("started"),
+        "wait_until": rotation.get("wait_until"),
+        "last_error": rotation.get("last_error"),
+        "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
+        "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
+                    for c in state.inventory.clients},
+        "history": state.history,
+    }
+
+
+def _start(args: argparse.Namespace) -> int:
+    path = Path(args.state)
+    with state_mod.locked(path):
+        state = state_mod.load(path)
+        rotation = engine.start(state, args.kind)
+        state_mod.save(state)
+    print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
+    return 0
+
+
+def _advance(args: argparse.Namespace) -> int:
+    path = Path(args.state)
+    now = parse_now(args.now)
+    with state_mod.locked(path):
+        state = state_mod.load(path)
+        if not state.rotation:
+            print("no rotation in flight (phase idle); start one with `certrotate start ca|nodes|clients|init`.")
+            return 0
+        with SshPool() as pool:
+            outcome = engine.advance(state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=print_progress)
+    if args.dry_run:
+        print(f"dry run of phase {outcome.phase}: nothing was changed.")
+        for host, lines in outcome.plan.items():
+            print(f"{host}:")
+            for line in lines or ["(nothing to do)"]:
+                print(f"  {line}")
+        if outcome.gate:
+            print(describe_gate(outcome.gate))
+        return 0
+    if outcome.finished:
+        print("rotation finished; phase idle.")
+    elif outcome.gate:
+        print(f"phase {outcome.phase}: {describe_gate(outcome.gate)}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    path = Path(args.state)
+    with state_mod.locked(path):
+        state = state_mod.load(path)
+        if not state.rotation:
+            raise BadInput("No rotation is in flight; there is nothing to roll back.")
+        if not args.yes and not _confirm(f"Restore every host to its files from before rotation {state.rotation['id']}?"):
+            print("rollback cancelled.")
+            return 0
+        with SshPool() as pool:
+            engine.rollback(state, pool, report=print_progress)
+    print("rolled back; every host has its files from before the rotation. Phase idle.")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise BadInput("rollback needs --yes when it cannot ask (no terminal).")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _check(args: argparse.Namespace) -> int:
+    now = pki.utcnow()
+    if args.certs_dir:
+        findings = check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
+    else:
+        findings = check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+    for finding in findings:
+        print(f"{finding.level.upper()}: {finding.message}")
+    if not findings:
+        print("OK: nothing due, nothing expiring.")
+    return max((Finding.EXIT[f.level] for f in findings), default=0)
+
+
+def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
+    status = subparsers.add_parser("status", parents=[state_parent], help="where the rotation stands")
+    status.add_argument("--json", action="store_true", help="one JSON object (phase, hosts, history)")
+    status.set_defaults(handler=_status)
+
+    start = subparsers.add_parser("start", parents=[state_parent], help="open a rotation")
+    start.add_argument("kind", choices=engine.KINDS, help="init | ca | nodes | clients")
+    start.set_defaults(handler=_start)
+
+    advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")
+    advance.add_argument("--yes", action="store_true", help="give the operator confirmations (never skips a date)")
+    advance.add_argument("--dry-run", action="store_true", help="print per host what would be written and run")
+    advance.add_argument("--now", help="the clock schedule gates read (ISO 8601; rehearsal and tests)")
+    advance.set_defaults(handler=_advance)
+
+    rollback = subparsers.add_parser("rollback", parents=[state_parent], help="undo the rotation in flight")
+    rollback.add_argument("--yes", action="store_true", help="do not ask")
+    rollback.set_defaults(handler=_rollback)
+
+    check = subparsers.add_parser("check", parents=[state_parent], help="for cron: exit 0 ok, 1 warning, 2 critical")
+    check.add_argument("--certs-dir", help="check this certs dir instead of the state file's cluster")
+    check.add_argument("--warn-days", type=int, default=30)
+    check.add_argument("--crit-days", type=int, default=7)
+    check.set_defaults(handler=_check)
