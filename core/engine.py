@@ -39,6 +39,7 @@ KINDS = ("init", "ca", "nodes", "clients")
 PHASES = ("idle", "trust", "wait", "leaf", "retire")
 MAX_PARALLEL_HOSTS = 16
 DONE = "done"
+BACKUP_STEPS = ("trust", "leaf", "retire")  # each step backs up into <rotation id>.<step> on the host
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Run:
         self.rid: str = self.rotation["id"]
         self.kind: str = self.rotation["kind"]
         self.plans: dict[str, list[str]] = {}
-        self.executor = Executor(pool, report)
+        self.executor = Executor(pool, report, verify_timeout=state.inventory.cluster.verify_timeout_seconds)
 
     @property
     def inventory(self):
@@ -549,14 +550,26 @@ def _finish(run: Run, outcome: str) -> None:
     entry.update({"finished": finished, "outcome": outcome})
     run.state.history.append(entry)
     run.record("finished", detail=f"{run.kind} rotation {run.rid}: {outcome}")
-    for node in run.inventory.nodes:
+    # The backups hold the old private keys; once the rotation is over nothing may restore them.
+    for host in _ssh_hosts(run.inventory):
         try:
-            remote_files.remove_backup(run.session(node), run.rid)
+            session = run.session(host)
+            for step in BACKUP_STEPS:
+                remote_files.remove_backup(session, f"{run.rid}.{step}")
         except CertRotateError as error:
-            run.record("backup kept", host=node.name, detail=str(error))
+            run.record("backup kept", host=_host_name(host), detail=str(error))
     run.state.rotation = {}
     run.rotation = {}
     run.save()
+
+
+def _ssh_hosts(inventory) -> list[NodeConfig | ClientConfig]:
+    """Every host certrotate writes to over SSH: the nodes and the SSH-delivered clients."""
+    return list(inventory.nodes) + [c for c in inventory.clients if c.delivered_over_ssh]
+
+
+def _host_name(host: NodeConfig | ClientConfig) -> str:
+    return host.name if isinstance(host, NodeConfig) else client_key(host)
 
 
 PHASE_STEPS: dict[str, Callable[[Run], Gate | None]] = {
@@ -595,10 +608,8 @@ def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outco
         raise BadInput("No rotation is in flight; there is nothing to roll back.")
     run = Run(state, pool, now=None, yes=True, dry_run=False, report=report)
     failures: list[str] = []
-    hosts: list[NodeConfig | ClientConfig] = list(state.inventory.nodes) + [
-        c for c in state.inventory.clients if c.delivered_over_ssh]
-    for host in hosts:
-        name = host.name if isinstance(host, NodeConfig) else client_key(host)
+    for host in _ssh_hosts(state.inventory):
+        name = _host_name(host)
         try:
             _rollback_host(run, host, name)
         except CertRotateError as error:
@@ -618,7 +629,7 @@ def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outco
 def _rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None:
     session = run.session(host)
     touched = False
-    for step in ("retire", "leaf", "trust"):
+    for step in reversed(BACKUP_STEPS):
         if remote_files.read_manifest(session, f"{run.rid}.{step}") is not None:
             remote_files.restore(session, f"{run.rid}.{step}")
             touched = True

@@ -8,6 +8,7 @@ A reload is judged by what the node serves afterwards, never by its exit code.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,18 @@ class Executor:
         self.probe_cas = dict(probe_cas or {})
         self.verify_timeout = verify_timeout
         self._probe_clients: dict[str, Issued] = {}
+        self._swept: set[tuple[str, str]] = set()
 
     # -- observe -----------------------------------------------------------------------
 
     def observe(self, session: HostSession, paths: list[str], sql_addr: str | None) -> HostFacts:
         """Hashes of `paths` on the host and the certificate it serves (None if it serves none)."""
+        for directory in sorted({posixpath.dirname(path) for path in paths}):
+            if (session.name, directory) in self._swept:
+                continue
+            for stale in remote_files.remove_stale_temps(session, directory):
+                self.report(Progress(session.name, "observe", "running", f"removed {stale}, left by a run that was killed"))
+            self._swept.add((session.name, directory))
         hashes = {path: remote_files.file_sha256(session, path) for path in paths}
         served = None
         if sql_addr:

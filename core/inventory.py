@@ -41,6 +41,7 @@ class ClusterConfig:
     ca_lifetime_days: int = 3660
     node_lifetime_days: int = 1830
     client_lifetime_days: int = 1830
+    verify_timeout_seconds: int = 15  # how long a node may take to serve its new files after a reload
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,10 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         ca_lifetime_days=c.get("ca_lifetime_days", int, 3660),
         node_lifetime_days=c.get("node_lifetime_days", int, 1830),
         client_lifetime_days=c.get("client_lifetime_days", int, 1830),
+        verify_timeout_seconds=c.get("verify_timeout_seconds", int, 15),
     )
     check_key_type(cluster.key_type)
-    for key in ("leaf_delay_days", "ca_lifetime_days", "node_lifetime_days", "client_lifetime_days"):
+    for key in ("leaf_delay_days", "ca_lifetime_days", "node_lifetime_days", "client_lifetime_days", "verify_timeout_seconds"):
         if getattr(cluster, key) < (0 if key == "leaf_delay_days" else 1):
             c.fail(key, "must be positive")
     for key in ("node_lifetime_days", "client_lifetime_days"):

@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import tomli_w
 
 from core import files
+from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
 from core.inventory import Inventory, inventory_to_toml_data, parse_inventory
 
@@ -152,7 +153,9 @@ def save(state: State) -> None:
     mode = 0o600
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(state.path.stat().st_mode)
+    crash_point("save", "before")
     files.write_atomic(state.path, dumps(state), mode=mode, overwrite=True)
+    crash_point("save", "after")
 
 
 def snapshot(state: State) -> State:

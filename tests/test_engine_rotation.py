@@ -1,0 +1,77 @@
+"""A whole CA rotation on a real 3-node cluster, driven through the CLI like an operator would."""
+
+import json
+
+import pytest
+
+from core.pki import sha256_fingerprint
+from tests.rotation_support import FUTURE, LiveClient, certrotate, certs_in, edit_inventory, node_files, served
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def cluster(lab_factory):
+    lab = lab_factory(3, ssh_clients=("app",))
+    marker = lab.client_host("app").certs_dir / "restarted"
+
+    def add_restart(data):
+        for client in data["clients"]:
+            if client["user"] == "app":
+                client["restart"] = f"touch {marker}"
+        data["cluster"]["verify_timeout_seconds"] = 5
+    edit_inventory(lab, add_restart)
+    return lab, marker
+
+
+def test_full_ca_rotation_with_zero_failed_connections(cluster):
+    lab, marker = cluster
+    old_ca = certs_in(lab.local_certs_dir / "ca.crt")[0]
+    client_dir = lab.client_host("app").certs_dir
+    old_client_cert = certs_in(client_dir / "client.app.crt")[0]
+
+    with LiveClient(lab, client_dir, "app", marker) as client:
+        assert certrotate(lab, "start", "ca").returncode == 0
+        trust = certrotate(lab, "advance")
+        assert trust.returncode == 0, trust.stderr
+        assert "waiting until" in trust.stdout
+        assert json.loads(certrotate(lab, "status", "--json").stdout)["phase"] == "wait"
+        rest = certrotate(lab, "advance", "--now", FUTURE, "--yes")
+        assert rest.returncode == 0, rest.stderr + rest.stdout
+        assert "rotation finished" in rest.stdout
+
+    assert client.failures == []
+    assert client.ok > 30 and client.reloads >= 3
+
+    status = json.loads(certrotate(lab, "status", "--json").stdout)
+    assert status["phase"] == "idle" and status["history"][-1]["outcome"] == "done"
+    new_ca = certs_in(lab.local_certs_dir / "ca.crt")
+    assert len(new_ca) == 1 and sha256_fingerprint(new_ca[0]) != sha256_fingerprint(old_ca)
+    for node in lab.nodes:
+        bundle = certs_in(node.certs_dir / "ca.crt")
+        assert [sha256_fingerprint(c) for c in bundle] == [sha256_fingerprint(new_ca[0])]
+        leaf = served(lab, node)
+        leaf.verify_directly_issued_by(new_ca[0])
+        assert certs_in(node.certs_dir / "node.crt")[0] == leaf
+        assert not (node.certs_dir / ".certrotate-backup").exists() or not any((node.certs_dir / ".certrotate-backup").iterdir())
+    new_client_cert = certs_in(client_dir / "client.app.crt")[0]
+    assert new_client_cert != old_client_cert
+    new_client_cert.verify_directly_issued_by(new_ca[0])
+
+
+def test_dry_run_changes_nothing_anywhere(cluster):
+    lab, _ = cluster
+    assert certrotate(lab, "start", "ca").returncode == 0
+    before_nodes = node_files(lab)
+    before_state = lab.state_path.read_bytes()
+    before_local = sorted(p.relative_to(lab.operator_dir) for p in lab.operator_dir.rglob("*"))
+    result = certrotate(lab, "advance", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    for node in lab.nodes:
+        assert f"{node.name}:" in result.stdout
+        assert f"write {node.certs_dir}/ca.crt" in result.stdout
+        assert f"run `{node.reload_command}` (reload)" in result.stdout
+    assert node_files(lab) == before_nodes
+    assert lab.state_path.read_bytes() == before_state
+    after_local = sorted(p.relative_to(lab.operator_dir) for p in lab.operator_dir.rglob("*"))
+    assert [p for p in after_local if p.name != "certrotate.toml.lock"] == [p for p in before_local if p.name != "certrotate.toml.lock"]
