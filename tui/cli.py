@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
+from tui import cert_cli, rotation_cli
 
 DEFAULT_STATE = "certrotate.toml"
-from tui import cert_cli, rotation_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,35 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     rotation_cli.register(subparsers, state_parent)
     cert_cli.register(subparsers)
+    demo = subparsers.add_parser("demo", help="rehearsal cluster on loopback, with the wizard opened on it")
+    demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    demo.set_defaults(handler=_demo)
     return parser
+
+
+def _wizard(args: argparse.Namespace) -> int:
+    """Open the wizard on the state file (the first-run forms when it does not exist yet)."""
+    from pathlib import Path
+
+    from core import state as state_mod
+    from tui.app import CertRotateApp
+
+    path = Path(args.state)
+    if path.exists():
+        state_mod.load(path)  # a damaged file is one sentence and exit 2, before the screen is taken over
+    app = CertRotateApp(path)
+    app.acquire_lock()
+    try:
+        app.run()
+    finally:
+        app.release_lock()
+    return app.return_code or 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from tui.demo import run_demo
+
+    return run_demo(args.nodes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None)
         if handler is None:
-            parser.print_help()
-            return 0
+            return _wizard(args)
         return int(handler(args) or 0)
     except CertRotateError as error:
         print(f"certrotate: {error}", file=sys.stderr)

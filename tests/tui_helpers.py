@@ -1,0 +1,101 @@
+"""Helpers for the wizard's Pilot tests: a lab shaped like the demo, and waiting on events, not time."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Callable
+
+from textual.pilot import Pilot
+
+from core import state as state_mod
+from core.lab.cluster import Lab
+from tests.rotation_support import certrotate, edit_inventory
+
+SIZE = (140, 45)
+DEADLINE = 90.0
+
+
+def demo_like_lab(lab_factory) -> Lab:
+    """3 nodes, client `app` delivered over SSH, client `root` delivered by hand; quick verify timeout."""
+    lab = lab_factory(3, ssh_clients=("app",))
+
+    def quick(data):
+        data["cluster"]["verify_timeout_seconds"] = 5
+
+    edit_inventory(lab, quick)
+    return lab
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    """Let the app run until `condition()` holds (polled between event-loop turns)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def home_ready(pilot: Pilot):
+    """The home screen once its first host refresh is shown."""
+    from tui.screens.home import HomeScreen
+
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HomeScreen), "the home screen")
+    home = pilot.app.screen
+    await wait_for(pilot, lambda: home.refreshes >= 1, "the first host refresh")
+    return home
+
+
+async def run_next_step(pilot: Pilot):
+    """Press n on the home screen and wait until the run screen has finished."""
+    from tui.screens.run_step import RunStepScreen
+
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunStepScreen), "the run screen")
+    run = pilot.app.screen
+    await wait_for(pilot, lambda: run.finished, "the step to finish", timeout=180)
+    await pilot.pause()
+    return run
+
+
+async def back_home(pilot: Pilot):
+    from tui.screens.home import HomeScreen
+
+    await pilot.press("escape")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, HomeScreen), "the home screen")
+    await pilot.pause()
+    return pilot.app.screen
+
+
+async def confirm_all(pilot: Pilot) -> None:
+    """Open the checklist, tick every client, confirm, and wait until it is recorded."""
+    from tui.screens.confirm_gate import ConfirmGateScreen
+
+    app = pilot.app
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmGateScreen), "the checklist")
+    await pilot.press("a")
+    await pilot.press("ctrl+s")
+    await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmGateScreen), "the checklist to close")
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def cli_to_wait_phase(lab: Lab) -> None:
+    """Start a CA rotation and run its trust step with the CLI (set-up, not what a test claims)."""
+    for args in (("start", "ca"), ("advance",)):
+        result = certrotate(lab, *args)
+        assert result.returncode == 0, result.stderr
+
+
+def set_node_reload(lab: Lab, node: str, command: str) -> None:
+    """Change one node's reload command in the state file, as an operator with an editor would."""
+    state = state_mod.load(lab.state_path)
+    nodes = tuple(dataclasses.replace(n, reload=command) if n.name == node else n for n in state.inventory.nodes)
+    state.inventory = dataclasses.replace(state.inventory, nodes=nodes)
+    state_mod.save(state)
+
+
+async def in_thread(function, *args):
+    return await asyncio.to_thread(function, *args)

@@ -1,0 +1,131 @@
+"""The certrotate wizard: screens, global bindings, the state file's lock — little else.
+
+The app holds `<state>.lock` from start to quit, so a `certrotate advance` started
+elsewhere on the same state file exits 3 while the wizard is open. `state` and `clock`
+are reactive: screens watch them and re-render; only workers set them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from pathlib import Path
+from typing import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from core import pki
+from core import state as state_mod
+from core.errors import CertRotateError, LockHeld
+from core.state import State
+
+TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
+
+
+class CertRotateApp(App[int]):
+    """`CertRotateApp(state_path)`; `demo=True` adds time travel (the rehearsal cluster)."""
+
+    CSS_PATH = "certrotate.tcss"
+    TITLE = "certrotate"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("f1,question_mark", "help", "Help", key_display="?"),
+        Binding("t", "time_travel", "Time travel"),
+    ]
+
+    state: reactive[State | None] = reactive(None, always_update=True)
+    clock: reactive[dt.datetime | None] = reactive(None)
+
+    def __init__(self, state_path: Path | str, *, demo: bool = False, demo_note: str = "") -> None:
+        super().__init__()
+        self.state_path = Path(state_path).absolute()
+        self.demo = demo
+        self.demo_note = demo_note
+        self.core_gate = asyncio.Semaphore(1)  # one core operation at a time touches the state file
+        self.declined_keys: set[str] = set()
+        self._lock = contextlib.ExitStack()
+        self._locked = False
+        self.load_error = ""
+
+    # -- the state file and its lock --------------------------------------------------------
+
+    def acquire_lock(self) -> None:
+        """Hold the state file's lock until quit; LockHeld (exit 3) if another certrotate has it."""
+        if not self._locked:
+            self._lock.enter_context(state_mod.locked(self.state_path))
+            self._locked = True
+
+    def release_lock(self) -> None:
+        self._lock.close()
+        self._locked = False
+
+    def now(self) -> dt.datetime:
+        """The clock schedule gates read: real time, or where time travel put it (demo)."""
+        return self.clock or pki.utcnow()
+
+    def on_load(self) -> None:
+        try:
+            self.acquire_lock()
+            if self.state_path.exists():
+                self.state = state_mod.load(self.state_path)
+        except LockHeld as error:
+            self.exit(return_code=error.exit_code, message=str(error))
+        except CertRotateError as error:
+            self.release_lock()
+            self.exit(return_code=error.exit_code, message=str(error))
+
+    def on_unmount(self) -> None:
+        self.release_lock()
+
+    def get_default_screen(self) -> Screen:
+        if self.state is None:
+            from tui.screens.first_run import FirstRunScreen
+
+            return FirstRunScreen(self.state_path)
+        from tui.screens.home import HomeScreen
+
+        return HomeScreen()
+
+    # -- global actions ---------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "time_travel":
+            return self.demo
+        return True
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_time_travel(self) -> None:
+        """Move the wizard's clock just past the next schedule gate (demo only)."""
+        state = self.state
+        until = state.rotation.get("wait_until") if state is not None else None
+        if state is None or state.phase != "wait" or not isinstance(until, dt.datetime):
+            self.notify("No schedule date ahead to travel to; time travel works while the rotation waits.",
+                        title="Time travel", severity="warning")
+            return
+        if self.now() >= until:
+            self.notify(f"The wizard clock is already past {until:%Y-%m-%d %H:%M} UTC.", title="Time travel")
+            return
+        self.clock = until + TIME_TRAVEL_MARGIN
+        self.notify(f"Wizard clock set to {self.clock:%Y-%m-%d %H:%M} UTC.", title="Time travel")
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in getattr(screen, "BINDINGS", []):
+            if not isinstance(binding, Binding) or binding.action in ("quit", "help"):
+                continue
+            if screen.check_action(binding.action, ()) and binding.description:
+                yield SystemCommand(binding.description, binding.tooltip or binding.description,
+                                    getattr(screen, f"action_{binding.action}"))
+        if self.demo and self.check_action("time_travel", ()):
+            yield SystemCommand("Time travel", "Move the wizard's clock past the next schedule date (demo)",
+                                self.action_time_travel)
+        yield SystemCommand("Help", "How the wizard works, and every key", self.action_help)

@@ -1,0 +1,224 @@
+"""The home screen of a cluster: phase timeline, what is next and why, and every host.
+
+The screen reads `app.state` (reactive) for everything recorded and refreshes the host
+table from the hosts themselves in a worker. Every action opens its own screen; the
+screen decides, widgets only show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, Static
+
+from core.errors import CertRotateError
+from core.inventory import NodeConfig
+from core.state import State
+from tui import operations, view
+from tui.screens.host_key import settle_host_keys
+from tui.view import KIND_TITLES
+from tui.widgets.host_table import HostTable
+from tui.widgets.next_step import NextStepPanel
+from tui.widgets.phase_timeline import PhaseTimeline
+
+
+class HomeScreen(Screen):
+    BINDINGS = [
+        Binding("s", "start", "Start", tooltip="Start a CA rotation, first-time setup, or a leaf-only rotation"),
+        Binding("n", "run_next", "Run next", tooltip="Run every step that is ready, with live progress"),
+        Binding("p", "preview", "Preview", tooltip="Dry run: every file and command per host, nothing changed"),
+        Binding("c", "confirm", "Confirm", tooltip="Tick the manually delivered clients that have their files"),
+        Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
+        Binding("r", "refresh", "Refresh", tooltip="Log in to every host and probe what it serves"),
+        Binding("i", "inspect", "Inspect", tooltip="Subject, SANs, issuer, validity of a file or a served cert"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refreshes = 0  # finished host refreshes, for anyone waiting on one
+        self._refresh_again = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="cluster-title")
+        yield PhaseTimeline(id="timeline")
+        yield NextStepPanel(id="next-step")
+        yield Static(id="message")
+        yield Label("Hosts", classes="section-title")
+        yield HostTable(id="hosts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "state", self.show_state)
+        self.watch(self.app, "clock", lambda _: self.show_state(self.app.state))
+        self.query_one(NextStepPanel).demo = self.app.demo
+        self.action_refresh()
+
+    def on_screen_resume(self) -> None:
+        self.show_state(self.app.state)
+
+    # -- showing the state ------------------------------------------------------------------
+
+    def show_state(self, state: State | None) -> None:
+        if state is None:
+            return
+        cluster = state.inventory.cluster
+        title = Text()
+        title.append(f"Cluster {cluster.name}", style="bold")
+        title.append(f"   profile {cluster.profile} · {len(state.inventory.nodes)} nodes · "
+                     f"{len(state.inventory.clients)} clients · state {state.path}", style="dim")
+        if state.rotation:
+            title.append(f"\nRotation {state.rotation.get('id')} — {KIND_TITLES.get(state.rotation.get('kind'), '')}, "
+                         f"phase {state.phase}")
+        else:
+            title.append("\nPhase idle")
+        if self.app.demo and self.app.demo_note:
+            title.append(f"\n{self.app.demo_note}", style="italic magenta")
+        self.query_one("#cluster-title", Static).update(title)
+        self.query_one(PhaseTimeline).stages = tuple(view.timeline(state))
+        panel = self.query_one(NextStepPanel)
+        panel.clock = self.app.clock
+        panel.step = view.next_step(state, self.app.now())
+        self.query_one(HostTable).show_recorded(view.recorded_hosts(state))
+        self.sub_title = f"{cluster.name} — phase {state.phase}"
+        self.refresh_bindings()
+
+    def say(self, sentence: str, *, error: bool = False) -> None:
+        """One sentence about the last operation, under the next-step panel (errors in red)."""
+        message = self.query_one("#message", Static)
+        message.update(Text(sentence, style="bold red" if error else "green"))
+        message.set_class(error, "-error")
+
+    # -- which actions are possible now ---------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        state = self.app.state
+        if state is None:
+            return None
+        in_flight = bool(state.rotation)
+        if action == "start":
+            return True if not in_flight else None
+        if action in ("run_next", "preview", "rollback"):
+            return True if in_flight else None
+        if action == "confirm":
+            return True if in_flight and view.next_step(state, self.app.now()).kind == "confirm" else None
+        return True
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def action_start(self) -> None:
+        from tui.screens.start import StartScreen
+
+        def chosen(kind: str | None) -> None:
+            if kind:
+                self.start_rotation(kind)
+
+        self.app.push_screen(StartScreen(), chosen)
+
+    def action_run_next(self) -> None:
+        from tui.screens.run_step import RunStepScreen
+
+        self.app.push_screen(RunStepScreen("advance"), lambda _: self.action_refresh())
+
+    def action_preview(self) -> None:
+        from tui.screens.dry_run import DryRunScreen
+
+        def chosen(answer: str | None) -> None:
+            if answer == "run":
+                self.action_run_next()
+
+        self.app.push_screen(DryRunScreen(), chosen)
+
+    def action_confirm(self) -> None:
+        from tui.screens.confirm_gate import ConfirmGateScreen
+
+        state = self.app.state
+        step = view.next_step(state, self.app.now())
+        if step.kind != "confirm":
+            self.say("Nothing is waiting for a confirmation.")
+            return
+
+        def chosen(items: list[str] | None) -> None:
+            if items:
+                self.confirm_clients(items)
+
+        exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
+        self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports), chosen)
+
+    def action_rollback(self) -> None:
+        from tui.screens.rollback import RollbackScreen
+        from tui.screens.run_step import RunStepScreen
+
+        def chosen(yes: bool | None) -> None:
+            if yes:
+                self.app.push_screen(RunStepScreen("rollback"), lambda _: self.action_refresh())
+
+        self.app.push_screen(RollbackScreen(self.app.state), chosen)
+
+    def action_refresh(self) -> None:
+        if any(w.group == "refresh" and w.is_running for w in self.workers):
+            self._refresh_again = True
+            return
+        self.refresh_hosts()
+
+    def action_inspect(self) -> None:
+        from tui.screens.cert_inspector import CertInspectorScreen
+
+        state = self.app.state
+        selected = self.query_one(HostTable).selected_host
+        node = next((n for n in state.inventory.nodes if n.name == selected), None)
+        self.app.push_screen(CertInspectorScreen(state, node if isinstance(node, NodeConfig) else None))
+
+    # -- workers ----------------------------------------------------------------------------
+
+    @work(group="core", exit_on_error=False)
+    async def start_rotation(self, kind: str) -> None:
+        async with self.app.core_gate:
+            try:
+                state = await asyncio.to_thread(operations.start, self.app.state_path, kind)
+            except CertRotateError as error:
+                self.say(str(error), error=True)
+                self.notify(str(error), title="Not started", severity="error")
+                return
+        self.app.state = state
+        self.say(f"Started {KIND_TITLES[kind]} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
+
+    @work(group="core", exit_on_error=False)
+    async def confirm_clients(self, items: list[str]) -> None:
+        async with self.app.core_gate:
+            try:
+                state = await asyncio.to_thread(operations.confirm, self.app.state_path, items)
+            except CertRotateError as error:
+                self.say(str(error), error=True)
+                return
+        self.app.state = state
+        self.say(f"Confirmed {', '.join(items)}.")
+
+    @work(group="refresh", exit_on_error=False)
+    async def refresh_hosts(self) -> None:
+        from core.ssh_transport import SshPool
+        from tui.hosts import observe_hosts
+
+        app = self.app
+        table = self.query_one(HostTable)
+        async with app.core_gate:
+            state = app.state
+            pool = SshPool()
+            try:
+                views = await asyncio.to_thread(observe_hosts, state, pool)
+                asking = [v for v in views if v.unknown_key and v.unknown_key.fingerprint not in app.declined_keys]
+                if asking and await settle_host_keys(app, state, pool, app.declined_keys):
+                    views = await asyncio.to_thread(observe_hosts, state, pool)
+                for host_view in views:
+                    table.show_observed(host_view)
+            finally:
+                await asyncio.to_thread(pool.close)
+        self.refreshes += 1
+        if self._refresh_again:
+            self._refresh_again = False
+            self.refresh_hosts()

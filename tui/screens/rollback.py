@@ -1,0 +1,62 @@
+"""Rollback, behind a screen that says exactly what will happen before anything does."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from core import engine
+from core.state import State
+
+
+def rollback_summary(state: State) -> str:
+    rotation = state.rotation
+    nodes = ", ".join(n.name for n in state.inventory.nodes)
+    ssh_clients = [engine.client_key(c) for c in state.inventory.clients if c.delivered_over_ssh]
+    manual = [engine.client_key(c) for c in state.inventory.clients if not c.delivered_over_ssh]
+    lines = [
+        f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.",
+        "",
+        f"• Nodes {nodes}: the files they had before the rotation come back from the backups taken on "
+        "upload; each node is reloaded and must serve its previous certificate again.",
+    ]
+    if ssh_clients:
+        lines.append(f"• Clients over SSH ({', '.join(ssh_clients)}): their previous files come back, and their "
+                     "restart command runs.")
+    lines.append("• The local ca.crt goes back to the bundle from before the rotation.")
+    if manual:
+        lines.append(f"• Manually delivered clients ({', '.join(manual)}): give them back their previous files "
+                     "yourself; certrotate cannot reach them.")
+    lines += ["", "The rotation is recorded in the history as rolled back and the phase returns to idle."]
+    return "\n".join(lines)
+
+
+class RollbackScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "roll_back", "Roll back"),
+        Binding("escape,n", "cancel", "Cancel"),
+    ]
+
+    def __init__(self, state: State) -> None:
+        super().__init__()
+        self.summary = rollback_summary(state)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rollback-dialog", classes="dialog"):
+            yield Label("Roll back the rotation?", classes="dialog-title")
+            yield Static(self.summary, id="rollback-summary", classes="dialog-text", markup=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Roll back (y)", id="rollback-yes", variant="error")
+                yield Button("Cancel (n)", id="rollback-no", variant="primary")
+
+    @on(Button.Pressed, "#rollback-yes")
+    def action_roll_back(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#rollback-no")
+    def action_cancel(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,214 @@
+"""What the home screen says, derived from the state file alone (no network): pure functions.
+
+- `timeline`: the four phases of a CA rotation with the dates done and due;
+- `next_step`: what the operator does next and why (a date, a confirmation, an error);
+- `recorded_hosts`: per host, the steps recorded and the last journaled action.
+
+The engine decides; these only read what it recorded, with the same rules for gates
+(wait until `wait_until`, then every manually delivered client confirmed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from core import engine
+from core.state import State
+
+STAGES = ("trust", "wait", "leaf", "retire")
+STAGE_TITLES = {
+    "trust": "Trust new CA",
+    "wait": "Wait",
+    "leaf": "New leaf certs",
+    "retire": "Retire old CA",
+}
+KIND_TITLES = {
+    "ca": "CA rotation",
+    "init": "first-time setup",
+    "nodes": "node certificates only",
+    "clients": "client certificates only",
+}
+
+
+def when(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value) if value else ""
+
+
+def day(value: Any) -> str:
+    return f"{value:%Y-%m-%d}" if isinstance(value, dt.datetime) else ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    status: str  # "done", "current", "pending", "skipped", "idle"
+    note: str  # the date done or due, or why skipped
+
+
+def _leaf_done_at(rotation: dict[str, Any]) -> dt.datetime | None:
+    times = [r.get("leaf_at") for r in rotation.get("nodes", {}).values()]
+    times += [r.get("leaf_at") for r in rotation.get("clients", {}).values()]
+    times = [t for t in times if isinstance(t, dt.datetime)]
+    return max(times) if times else None
+
+
+def timeline(state: State) -> list[Stage]:
+    rotation = state.rotation
+    if not rotation:
+        last = state.history[-1] if state.history else None
+        note = f"last: {last.get('outcome')} {day(last.get('finished'))}" if last else "no rotation yet"
+        return [Stage(name, "idle", note if name == "trust" else "") for name in STAGES]
+    phase, kind = state.phase, rotation.get("kind")
+    if kind != "ca":
+        skipped = f"not part of {KIND_TITLES.get(kind, kind)}"
+        return [Stage(name, "current" if name == "leaf" else "skipped", "in progress" if name == "leaf" else skipped)
+                for name in STAGES]
+    order = STAGES.index(phase)
+    delay = state.inventory.cluster.leaf_delay_days
+    wait_until = rotation.get("wait_until")
+    started = rotation.get("started")
+    due_estimate = started + dt.timedelta(days=delay) if isinstance(started, dt.datetime) else None
+    notes = {
+        "trust": (f"done {when(rotation.get('trust_done_at'))}" if order > 0 else f"started {when(started)}"),
+        "wait": (f"until {when(wait_until)}" if wait_until else f"{delay} days after trust"),
+        "leaf": (f"done {when(_leaf_done_at(rotation))}" if order > 2 else
+                 f"due {day(wait_until or due_estimate)}" + ("" if wait_until else " at the earliest")),
+        "retire": "right after the new leaves" if order < 3 else "old CA leaves every bundle",
+    }
+    stages = []
+    for index, name in enumerate(STAGES):
+        status = "done" if index < order else "current" if index == order else "pending"
+        stages.append(Stage(name, status, notes[name]))
+    return stages
+
+
+@dataclass(frozen=True)
+class NextStep:
+    kind: str  # "start", "run", "schedule", "confirm"
+    title: str
+    reason: str
+    until: dt.datetime | None = None
+    items: tuple[str, ...] = ()
+    last_error: str = ""
+
+
+def pending_confirmations(state: State, confirm_key: str | None = None) -> list[str]:
+    """Clients whose delivery the operator has not confirmed yet for the current gate."""
+    key = confirm_key or engine.current_confirm_key(state)
+    if key is None:
+        return []
+    records = state.rotation.get("clients", {})
+    return [engine.client_key(c) for c in state.inventory.clients
+            if not records.get(engine.client_key(c), {}).get(key)]
+
+
+def _leaf_delivered(state: State) -> bool:
+    records = state.rotation.get("clients", {})
+    return all(records.get(engine.client_key(c), {}).get("leaf") == engine.DONE for c in state.inventory.clients)
+
+
+def next_step(state: State, now: dt.datetime) -> NextStep:
+    rotation = state.rotation
+    nodes, clients = len(state.inventory.nodes), len(state.inventory.clients)
+    hosts = f"{nodes} node{'s' * (nodes != 1)} and {clients} client{'s' * (clients != 1)}"
+    if not rotation:
+        return NextStep("start", "Start a rotation",
+                        "No rotation is in flight. Start a CA rotation, first-time setup, or a node-only or "
+                        "client-only rotation.")
+    error = rotation.get("last_error", "")
+    phase, kind = state.phase, rotation.get("kind")
+    if phase == "trust":
+        return NextStep("run", "Run the trust step",
+                        f"Generate the new CA, upload the combined bundle (new CA first, then the old) to {hosts}, "
+                        "reload and verify that every node trusts the new CA and still serves its certificate.",
+                        last_error=error)
+    if phase == "wait":
+        until = rotation.get("wait_until")
+        if isinstance(until, dt.datetime) and now < until:
+            days = (until - now).days
+            return NextStep("schedule", f"Wait until {when(until)} UTC",
+                            f"New leaf certificates wait {state.inventory.cluster.leaf_delay_days} days after the "
+                            f"trust rollout so every client picks up the new bundle ({days} days left).",
+                            until=until, last_error=error)
+        pending = pending_confirmations(state, "trust_confirmed")
+        if pending:
+            return NextStep("confirm", "Confirm the manually delivered clients",
+                            "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
+                            "has them and was restarted.", items=tuple(pending), last_error=error)
+        return NextStep("run", "Run the leaf step",
+                        f"Issue new node certificates from the new CA and roll them out node by node (canary "
+                        f"first), each verified by the certificate it serves; then new client certificates.",
+                        last_error=error)
+    if phase == "leaf":
+        pending = pending_confirmations(state, "leaf_confirmed")
+        if kind in ("init", "clients") and _leaf_delivered(state) and pending:
+            return NextStep("confirm", "Confirm the manually delivered clients",
+                            "Each client below got its new certificate as files to deliver by hand; confirm that "
+                            "it has them and was restarted.", items=tuple(pending), last_error=error)
+        title = {"init": "Run the first-time setup", "nodes": "Roll out new node certificates",
+                 "clients": "Deliver new client certificates"}.get(kind, "Run the leaf step")
+        return NextStep("run", title,
+                        f"Issue and roll out new leaf certificates ({KIND_TITLES.get(kind, kind)}), node by node, "
+                        "each node verified by the certificate it serves; a node that does not serve its new "
+                        "certificate gets its previous files back and the rotation stops.", last_error=error)
+    pending = pending_confirmations(state, "leaf_confirmed")
+    if pending:
+        return NextStep("confirm", "Confirm the manually delivered clients",
+                        "Each client below got its new certificate as files to deliver by hand; confirm that it "
+                        "has them and was restarted before the old CA is retired.", items=tuple(pending),
+                        last_error=error)
+    return NextStep("run", "Run the retire step",
+                    f"Upload the bundle without the old CA to {hosts}, reload, and verify that every node "
+                    "trusts the new CA and no longer the old one.", last_error=error)
+
+
+@dataclass(frozen=True)
+class RecordedHost:
+    key: str
+    role: str  # "node" or "client"
+    address: str
+    steps: str
+    last_action: str
+
+
+def _steps(record: dict[str, Any], kind: str | None, role: str) -> str:
+    if not kind:
+        return "—"
+    names = STAGES if kind == "ca" else ("leaf",)
+    marks = {engine.DONE: "✓", "failed": "✗"}
+    parts = []
+    for name in names:
+        if name == "wait":
+            if role == "client" and "trust_confirmed" in record:
+                parts.append("confirmed ✓")
+            continue
+        value = record.get(name)
+        parts.append(f"{name} {marks.get(value, value) if value else '·'}")
+    return "  ".join(parts)
+
+
+def _last_action(state: State, key: str) -> str:
+    for entry in reversed(state.journal):
+        if entry.get("host") == key:
+            return f"{when(entry.get('at'))} {entry.get('action', '')}"
+    return ""
+
+
+def recorded_hosts(state: State) -> list[RecordedHost]:
+    rotation = state.rotation
+    kind = rotation.get("kind")
+    rows = []
+    for node in state.inventory.nodes:
+        record = rotation.get("nodes", {}).get(node.name, {})
+        address = node.sql_addr or node.ssh_host
+        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind, "node"), _last_action(state, node.name)))
+    for client in state.inventory.clients:
+        key = engine.client_key(client)
+        record = rotation.get("clients", {}).get(key, {})
+        address = client.ssh_host or "manual delivery"
+        rows.append(RecordedHost(key, "client", address, _steps(record, kind, "client"), _last_action(state, key)))
+    return rows

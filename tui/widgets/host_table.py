@@ -1,0 +1,82 @@
+"""Every host of the cluster in one table: what the state file records and what the hosts show now."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from textual.widgets import DataTable
+
+from tui.hosts import HostView
+from tui.view import RecordedHost, day
+
+COLUMNS = (
+    ("Host", "host"),
+    ("Role", "role"),
+    ("Address", "address"),
+    ("Reachable", "reachable"),
+    ("Serving certificate", "serving"),
+    ("Expires", "expires"),
+    ("CA bundle", "bundle"),
+    ("Steps", "steps"),
+    ("Last action", "last"),
+)
+
+
+class HostTable(DataTable):
+    """Rows keyed by host (node name or client key), columns by the keys in COLUMNS."""
+
+    DEFAULT_CSS = """
+    HostTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.observed: dict[str, HostView] = {}
+
+    def on_mount(self) -> None:
+        for label, key in COLUMNS:
+            self.add_column(label, key=key)
+
+    def show_recorded(self, hosts: list[RecordedHost]) -> None:
+        """Add or update the rows from the state file; rows of hosts no longer listed go away."""
+        keys = [host.key for host in hosts]
+        for row_key in list(self.rows):
+            if row_key.value not in keys:
+                self.remove_row(row_key)
+        for host in hosts:
+            values = {"host": host.key, "role": host.role, "address": host.address, "steps": host.steps,
+                      "last": host.last_action}
+            if host.key in self.rows:
+                for column, value in values.items():
+                    self.update_cell(host.key, column, value, update_width=True)
+            else:
+                self.add_row(host.key, host.role, host.address, "…", "", "", "", host.steps, host.last_action,
+                             key=host.key)
+
+    def show_observed(self, view: HostView) -> None:
+        if view.key not in self.rows:
+            return
+        self.observed[view.key] = view
+        reachable = {"yes": "yes", "manual": "manual", "no": "NO"}[view.reachable]
+        if view.unknown_key is not None:
+            reachable = "unknown host key"
+        serving = view.served_fingerprint[:16] + "…" if view.served_fingerprint else ""
+        if not serving and view.problem and view.reachable == "yes":
+            serving = "not served"
+        expires = ""
+        if view.served_not_after is not None:
+            days = (view.served_not_after - dt.datetime.now(dt.timezone.utc)).days
+            expires = f"{day(view.served_not_after)} ({days} d)"
+        for column, value in (("reachable", reachable), ("serving", serving), ("expires", expires),
+                              ("bundle", view.bundle)):
+            self.update_cell(view.key, column, value, update_width=True)
+
+    def value(self, host: str, column: str) -> str:
+        return str(self.get_cell(host, column))
+
+    @property
+    def selected_host(self) -> str | None:
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
