@@ -37,6 +37,15 @@ async def wait_for(pilot: Pilot, condition: Callable[[], bool], what: str, timeo
         await pilot.pause(0.02)
 
 
+async def screen_shown(pilot: Pilot, screen_type: type, what: str = ""):
+    """The screen on top once it is of `screen_type` and composed."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, screen_type) and app.screen.is_mounted
+                   and bool(app.screen.children), what or screen_type.__name__)
+    await pilot.pause()
+    return app.screen
+
+
 async def home_ready(pilot: Pilot):
     """The home screen once its first host refresh is shown."""
     from tui.screens.home import HomeScreen
@@ -52,8 +61,7 @@ async def run_next_step(pilot: Pilot):
     from tui.screens.run_step import RunStepScreen
 
     await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunStepScreen), "the run screen")
-    run = pilot.app.screen
+    run = await screen_shown(pilot, RunStepScreen, "the run screen")
     await wait_for(pilot, lambda: run.finished, "the step to finish", timeout=180)
     await pilot.pause()
     return run
@@ -74,7 +82,7 @@ async def confirm_all(pilot: Pilot) -> None:
 
     app = pilot.app
     await pilot.press("c")
-    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmGateScreen), "the checklist")
+    await screen_shown(pilot, ConfirmGateScreen, "the checklist")
     await pilot.press("a")
     await pilot.press("ctrl+s")
     await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmGateScreen), "the checklist to close")

@@ -98,6 +98,7 @@ class RunStepScreen(Screen[str]):
 
         app = self.app
         log = self.query_one(RichLog)
+        error = ""
         async with app.core_gate:
             state = self._state = await asyncio.to_thread(operations.load, app.state_path)
             title = f"{'Rolling back' if self.operation == 'rollback' else 'Running'} rotation {state.rotation.get('id')}"
@@ -106,24 +107,23 @@ class RunStepScreen(Screen[str]):
             try:
                 log.write("Checking the SSH host key of every host…")
                 if not await settle_host_keys(app, state, pool, app.declined_keys):
-                    self.finish(error="An SSH host key was not trusted, so nothing was changed; "
-                                      "press r on the overview to be asked again.")
-                    return
-                if self.operation == "rollback":
+                    error = ("An SSH host key was not trusted, so nothing was changed; "
+                             "press r on the overview to be asked again.")
+                elif self.operation == "rollback":
                     self.outcome = await asyncio.to_thread(engine.rollback, state, pool, report=self.report)
                 else:
                     self.outcome = await asyncio.to_thread(engine.advance, state, pool, now=app.clock,
                                                            report=self.report)
-            except CertRotateError as error:
-                self.finish(error=str(error))
-            else:
-                self.finish()
+            except CertRotateError as failure:
+                error = str(failure)
             finally:
                 await asyncio.to_thread(pool.close)
+                # The engine saved the file after every host: it, not our copy, is what happened.
                 try:
                     app.state = await asyncio.to_thread(operations.load, app.state_path)
-                except CertRotateError as error:
-                    self.finish(error=str(error))
+                except CertRotateError as failure:
+                    error = error or str(failure)
+        self.finish(error=error)
 
     def on_worker_state_changed(self, event) -> None:
         from textual.worker import WorkerState
