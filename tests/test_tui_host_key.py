@@ -53,5 +53,5 @@ async def test_a_declined_host_key_leaves_known_hosts_alone_and_says_so(lab):
         await screen_shown(pilot, HostKeyScreen, "the host-key question")
         await pilot.press("n")
         home = await home_ready(pilot)
-        assert home.query_one(HostTable).value("n2", "reachable") == "unknown host key"
+        assert home.query_one(HostTable).value("n2", "reachable") == "unknown key"
     assert lab.known_hosts.read_bytes() == before

@@ -82,13 +82,23 @@ class CertRotateApp(App[int]):
         self.release_lock()
 
     def get_default_screen(self) -> Screen:
-        if self.state is None:
-            from tui.screens.first_run import FirstRunScreen
-
-            return FirstRunScreen(self.state_path)
         from tui.screens.home import HomeScreen
 
         return HomeScreen()
+
+    def on_mount(self) -> None:
+        if self.state is None:
+            from tui.screens.first_run import FirstRunScreen
+
+            self.push_screen(FirstRunScreen(self.state_path), self._first_run_done)
+
+    def _first_run_done(self, message: str | None) -> None:
+        from tui.screens.home import HomeScreen
+
+        home = self.screen
+        if isinstance(home, HomeScreen) and message:
+            home.say(message)
+            home.action_refresh()
 
     # -- global actions ---------------------------------------------------------------------
 

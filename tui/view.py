@@ -76,7 +76,7 @@ def timeline(state: State) -> list[Stage]:
         "trust": (f"done {when(rotation.get('trust_done_at'))}" if order > 0 else f"started {when(started)}"),
         "wait": (f"until {when(wait_until)}" if wait_until else f"{delay} days after trust"),
         "leaf": (f"done {when(_leaf_done_at(rotation))}" if order > 2 else
-                 f"due {day(wait_until or due_estimate)}" + ("" if wait_until else " at the earliest")),
+                 f"due {'' if wait_until else '≥ '}{day(wait_until or due_estimate)}"),
         "retire": "right after the new leaves" if order < 3 else "old CA leaves every bundle",
     }
     stages = []
@@ -179,22 +179,24 @@ def _steps(record: dict[str, Any], kind: str | None, role: str) -> str:
     if not kind:
         return "—"
     names = STAGES if kind == "ca" else ("leaf",)
-    marks = {engine.DONE: "✓", "failed": "✗"}
+    marks = {engine.DONE: "✓", "failed": "×"}
     parts = []
     for name in names:
         if name == "wait":
             if role == "client" and "trust_confirmed" in record:
-                parts.append("confirmed ✓")
+                parts.append("confirmed✓")
             continue
         value = record.get(name)
-        parts.append(f"{name} {marks.get(value, value) if value else '·'}")
-    return "  ".join(parts)
+        parts.append(f"{name}{marks.get(value, value) if value else '·'}")
+    return " ".join(parts)
 
 
 def _last_action(state: State, key: str) -> str:
     for entry in reversed(state.journal):
         if entry.get("host") == key:
-            return f"{when(entry.get('at'))} {entry.get('action', '')}"
+            at = entry.get("at")
+            stamp = f"{at:%m-%d %H:%M}" if isinstance(at, dt.datetime) else ""
+            return f"{stamp} {entry.get('action', '')}"
     return ""
 
 
@@ -204,11 +206,11 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     rows = []
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
-        address = node.sql_addr or node.ssh_host
+        address = node.ssh_host
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind, "node"), _last_action(state, node.name)))
     for client in state.inventory.clients:
         key = engine.client_key(client)
         record = rotation.get("clients", {}).get(key, {})
-        address = client.ssh_host or "manual delivery"
+        address = client.ssh_host or "(manual)"
         rows.append(RecordedHost(key, "client", address, _steps(record, kind, "client"), _last_action(state, key)))
     return rows

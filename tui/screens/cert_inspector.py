@@ -35,7 +35,7 @@ class CertInspectorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         nodes = [(n.name, n.name) for n in self.state.inventory.nodes if n.sql_addr]
-        yield Header()
+        yield Header(icon="◆")
         with Horizontal(id="inspect-file-row", classes="form-row"):
             yield Label("Local file", classes="form-label")
             yield Input(str(self.local_certs / "ca.crt"), id="cert-path", placeholder="path to a .crt file")

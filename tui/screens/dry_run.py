@@ -32,7 +32,7 @@ class DryRunScreen(Screen[str | None]):
         self.error = ""
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         yield Static("Preview of the next step — nothing is changed on any host or on disk", id="dry-run-title")
         yield LoadingIndicator(id="dry-run-loading")
         yield PlanView(id="plan")

@@ -1,20 +1,236 @@
-"""First run: no state file yet. (Placeholder; replaced by the inventory forms.)"""
+"""First run: no state file yet. Forms for the cluster, its nodes and its clients; writes the file.
+
+Every check is core's (core.inventory.parse_inventory), so the wizard and a hand-written
+file are held to the same rules and the operator reads the same sentence naming the field.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+
+from core.errors import CertRotateError
+from core.inventory import PROFILES
+from core.keys import KEY_TYPES
+
+NODE_FIELDS = (
+    ("name", "Name", "n1"),
+    ("ssh_host", "SSH host", "10.0.0.1 or an ~/.ssh/config alias"),
+    ("ssh_port", "SSH port", "22"),
+    ("ssh_user", "SSH user", "optional, e.g. cockroach"),
+    ("ssh_key", "SSH key", "optional: a key file; else ssh-agent and ~/.ssh/config"),
+    ("known_hosts", "known_hosts", "optional; ~/.ssh/known_hosts otherwise"),
+    ("certs_dir", "Certs dir", "/var/lib/cockroach/certs"),
+    ("addresses", "Addresses", "SANs, comma separated: n1.example.com, 10.0.0.1"),
+    ("sql_addr", "SQL address", "10.0.0.1:26257 (probed over TLS)"),
+    ("reload", "Reload", "optional; the profile's default otherwise"),
+)
+CLIENT_FIELDS = (
+    ("user", "User", "root (certificate CN)"),
+    ("ssh_host", "SSH host", "optional: deliver over SSH; else exported for you"),
+    ("certs_dir", "Certs dir", "with SSH host: /etc/app/certs"),
+    ("restart", "Restart", "optional, run after delivery"),
+)
 
 
-class FirstRunScreen(Screen[None]):
+def _form_values(screen: Screen, prefix: str, fields: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, _, _ in fields:
+        text = screen.query_one(f"#{prefix}-{key.replace('_', '-')}", Input).value.strip()
+        if not text:
+            continue
+        if key == "ssh_port":
+            values[key] = int(text) if text.isdigit() else text
+        elif key == "addresses":
+            values[key] = [part.strip() for part in text.split(",") if part.strip()]
+        else:
+            values[key] = text
+    return values
+
+
+def check_inventory(data: dict[str, Any], source: str) -> None:
+    """Raise the one-sentence BadInput core gives for a hand-written file with this content."""
+    from core.inventory import parse_inventory
+
+    parse_inventory(data, "", source)
+
+
+def write_state_file(path: Path, data: dict[str, Any]) -> None:
+    from core import state as state_mod
+    from core.inventory import parse_inventory
+
+    inventory = parse_inventory(data, "", str(path))
+    state_mod.save(state_mod.State(path=path, inventory=inventory))
+
+
+class FirstRunScreen(Screen[str]):
+    """Pushed over the (empty) home screen; dismissed with a sentence once the file is written."""
+
+    BINDINGS = [
+        Binding("ctrl+n", "add_node", "Add node"),
+        Binding("ctrl+l", "add_client", "Add client"),
+        Binding("ctrl+r", "remove", "Remove selected"),
+        Binding("ctrl+s", "write", "Write state file"),
+    ]
+
     def __init__(self, state_path: Path) -> None:
         super().__init__()
         self.state_path = state_path
+        self.nodes: list[dict[str, Any]] = []
+        self.clients: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
-        yield Static(f"No state file at {self.state_path}.")
+        yield Header(icon="◆")
+        with VerticalScroll(id="first-run"):
+            yield Static(Text.assemble(("New cluster", "bold"), f" — no state file at {self.state_path} yet. "
+                                       "Describe the cluster; certrotate writes the file (0600) when you press ctrl+s."),
+                         id="first-run-intro")
+            yield Label("Cluster", classes="section-title")
+            with Horizontal(classes="form-row"):
+                yield Label("Name", classes="form-label")
+                yield Input(placeholder="prod", id="cluster-name")
+                yield Label("Profile", classes="form-label")
+                yield Select([(p, p) for p in PROFILES], value="cockroach", allow_blank=False, id="cluster-profile")
+            with Horizontal(classes="form-row"):
+                yield Label("Key type", classes="form-label")
+                yield Select([(k, k) for k in KEY_TYPES], value="rsa-2048", allow_blank=False, id="cluster-key-type")
+                yield Label("Leaf delay", classes="form-label")
+                yield Input("30", id="cluster-leaf-delay", placeholder="days between trust and leaf")
+            yield Label("Nodes", classes="section-title")
+            yield DataTable(id="node-list", cursor_type="row")
+            for key, label, hint in NODE_FIELDS:
+                with Horizontal(classes="form-row"):
+                    yield Label(label, classes="form-label")
+                    yield Input(placeholder=hint, id=f"node-{key.replace('_', '-')}",
+                                value="22" if key == "ssh_port" else "")
+            with Horizontal(classes="form-buttons"):
+                yield Button("Add node (ctrl+n)", id="add-node", variant="primary")
+            yield Label("Clients", classes="section-title")
+            yield DataTable(id="client-list", cursor_type="row")
+            for key, label, hint in CLIENT_FIELDS:
+                with Horizontal(classes="form-row"):
+                    yield Label(label, classes="form-label")
+                    yield Input(placeholder=hint, id=f"client-{key.replace('_', '-')}")
+            with Horizontal(classes="form-buttons"):
+                yield Button("Add client (ctrl+l)", id="add-client", variant="primary")
+            yield Static(id="first-run-error")
+            with Horizontal(classes="form-buttons"):
+                yield Button("Write state file (ctrl+s)", id="write-state", variant="success")
         yield Footer()
+
+    def on_mount(self) -> None:
+        nodes = self.query_one("#node-list", DataTable)
+        for label, key in (("Name", "name"), ("SSH host", "ssh_host"), ("Certs dir", "certs_dir"),
+                           ("SQL address", "sql_addr")):
+            nodes.add_column(label, key=key)
+        clients = self.query_one("#client-list", DataTable)
+        for label, key in (("User", "user"), ("Delivery", "delivery")):
+            clients.add_column(label, key=key)
+        self.query_one("#cluster-name", Input).focus()
+
+    # -- building the inventory -------------------------------------------------------------
+
+    def cluster_data(self) -> dict[str, Any]:
+        delay = self.query_one("#cluster-leaf-delay", Input).value.strip()
+        data: dict[str, Any] = {
+            "profile": self.query_one("#cluster-profile", Select).value,
+            "key_type": self.query_one("#cluster-key-type", Select).value,
+            "leaf_delay_days": int(delay) if delay.isdigit() else delay,
+        }
+        name = self.query_one("#cluster-name", Input).value.strip()
+        if name:
+            data["name"] = name
+        return data
+
+    def inventory_data(self, nodes: list[dict[str, Any]] | None = None,
+                       clients: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {"cluster": self.cluster_data(), "nodes": self.nodes if nodes is None else nodes}
+        chosen = self.clients if clients is None else clients
+        if chosen:
+            data["clients"] = chosen
+        return data
+
+    def complain(self, sentence: str) -> None:
+        self.query_one("#first-run-error", Static).update(Text(sentence, style="bold red"))
+
+    def _checked(self, data: dict[str, Any]) -> bool:
+        try:
+            check_inventory(data, str(self.state_path))
+        except CertRotateError as error:
+            self.complain(str(error))
+            return False
+        self.query_one("#first-run-error", Static).update("")
+        return True
+
+    # -- actions ----------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#add-node")
+    def action_add_node(self) -> None:
+        node = _form_values(self, "node", NODE_FIELDS)
+        candidate = {**self.inventory_data(nodes=self.nodes + [node]),
+                     "cluster": {**self.cluster_data(), "name": self.cluster_data().get("name", "unnamed")}}
+        if not self._checked(candidate):
+            return
+        self.nodes.append(node)
+        self.query_one("#node-list", DataTable).add_row(
+            node["name"], node["ssh_host"], node["certs_dir"], node.get("sql_addr", ""), key=node["name"])
+        for key, _, _ in NODE_FIELDS:
+            self.query_one(f"#node-{key.replace('_', '-')}", Input).value = "22" if key == "ssh_port" else ""
+
+    @on(Button.Pressed, "#add-client")
+    def action_add_client(self) -> None:
+        client = _form_values(self, "client", CLIENT_FIELDS)
+        nodes = self.nodes or [{"name": "placeholder", "ssh_host": "placeholder", "certs_dir": "/placeholder"}]
+        candidate = {**self.inventory_data(nodes=nodes, clients=self.clients + [client]),
+                     "cluster": {**self.cluster_data(), "name": self.cluster_data().get("name", "unnamed")}}
+        if not self._checked(candidate):
+            return
+        self.clients.append(client)
+        delivery = f"over SSH to {client['ssh_host']}:{client['certs_dir']}" if "ssh_host" in client else "exported"
+        key = f"{client['user']}@{client.get('ssh_host', '')}"
+        self.query_one("#client-list", DataTable).add_row(client["user"], delivery, key=key)
+        for key_name, _, _ in CLIENT_FIELDS:
+            self.query_one(f"#client-{key_name.replace('_', '-')}", Input).value = ""
+
+    def action_remove(self) -> None:
+        focused = self.focused
+        if not isinstance(focused, DataTable) or not focused.row_count:
+            self.complain("Select a node or a client in its list first.")
+            return
+        row_key, _ = focused.coordinate_to_cell_key(focused.cursor_coordinate)
+        if focused.id == "node-list":
+            self.nodes = [n for n in self.nodes if n["name"] != row_key.value]
+        else:
+            self.clients = [c for c in self.clients if f"{c['user']}@{c.get('ssh_host', '')}" != row_key.value]
+        focused.remove_row(row_key)
+
+    @on(Button.Pressed, "#write-state")
+    def action_write(self) -> None:
+        data = self.inventory_data()
+        if self._checked(data):
+            self.write(data)
+
+    @work(group="core", exit_on_error=False)
+    async def write(self, data: dict[str, Any]) -> None:
+        from core import state as state_mod
+
+        app = self.app
+        async with app.core_gate:
+            try:
+                await asyncio.to_thread(write_state_file, self.state_path, data)
+                state = await asyncio.to_thread(state_mod.load, self.state_path)
+            except CertRotateError as error:
+                self.complain(str(error))
+                return
+        app.state = state
+        self.dismiss(f"Wrote {self.state_path}. Press s: first-time setup for a cluster without certificates, "
+                     "or a CA rotation once certs/ca.crt and safe/ca.key are in place.")

@@ -44,7 +44,7 @@ class HomeScreen(Screen):
         self._refresh_again = False
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         yield Static(id="cluster-title")
         yield PhaseTimeline(id="timeline")
         yield NextStepPanel(id="next-step")
@@ -78,7 +78,7 @@ class HomeScreen(Screen):
         else:
             title.append("\nPhase idle")
         if self.app.demo and self.app.demo_note:
-            title.append(f"\n{self.app.demo_note}", style="italic magenta")
+            title.append(f"\n{self.app.demo_note}", style="italic cyan")
         self.query_one("#cluster-title", Static).update(title)
         self.query_one(PhaseTimeline).stages = tuple(view.timeline(state))
         panel = self.query_one(NextStepPanel)
@@ -123,7 +123,7 @@ class HomeScreen(Screen):
     def action_run_next(self) -> None:
         from tui.screens.run_step import RunStepScreen
 
-        self.app.push_screen(RunStepScreen("advance"), lambda _: self.action_refresh())
+        self.app.push_screen(RunStepScreen("advance"), self._after_run)
 
     def action_preview(self) -> None:
         from tui.screens.dry_run import DryRunScreen
@@ -156,11 +156,19 @@ class HomeScreen(Screen):
 
         def chosen(yes: bool | None) -> None:
             if yes:
-                self.app.push_screen(RunStepScreen("rollback"), lambda _: self.action_refresh())
+                self.app.push_screen(RunStepScreen("rollback"), self._after_run)
 
         self.app.push_screen(RollbackScreen(self.app.state), chosen)
 
+    def _after_run(self, result: tuple[str, str] | None) -> None:
+        if result is not None:
+            error, summary = result
+            self.say(summary, error=bool(error))
+        self.action_refresh()
+
     def action_refresh(self) -> None:
+        if self.app.state is None:
+            return
         if any(w.group == "refresh" and w.is_running for w in self.workers):
             self._refresh_again = True
             return

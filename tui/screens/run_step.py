@@ -39,8 +39,8 @@ def _host_count(state: State, step: str) -> int:
     return len(nodes) + len(clients)
 
 
-class RunStepScreen(Screen[str]):
-    """`operation` is "advance" or "rollback"; dismissed with "done" or "failed"."""
+class RunStepScreen(Screen[tuple[str, str]]):
+    """`operation` is "advance" or "rollback"; dismissed with (error, summary); error is "" on success."""
 
     BINDINGS = [
         Binding("escape", "back", "Back to overview"),
@@ -65,7 +65,7 @@ class RunStepScreen(Screen[str]):
         self._done: set[tuple[str, str]] = set()
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield Header(icon="◆")
         title = "Rolling back" if self.operation == "rollback" else "Running the next step"
         yield Static(title, id="run-title")
         yield ProgressBar(total=None, show_eta=False, id="run-progress")
@@ -83,7 +83,7 @@ class RunStepScreen(Screen[str]):
         return True
 
     def action_back(self) -> None:
-        self.dismiss("failed" if self.error else "done")
+        self.dismiss((self.error, self.summary))
 
     # -- the work -----------------------------------------------------------------------
 
@@ -102,7 +102,7 @@ class RunStepScreen(Screen[str]):
         async with app.core_gate:
             state = self._state = await asyncio.to_thread(operations.load, app.state_path)
             title = f"{'Rolling back' if self.operation == 'rollback' else 'Running'} rotation {state.rotation.get('id')}"
-            self.query_one("#run-title", Static).update(Text(f"{title} — phase {state.phase}", style="bold"))
+            self.query_one("#run-title", Static).update(Text(f"{title} — from phase {state.phase}", style="bold"))
             pool = SshPool()
             try:
                 log.write("Checking the SSH host key of every host…")
@@ -141,13 +141,13 @@ class RunStepScreen(Screen[str]):
         outcome = self.query_one("#run-outcome", Static)
         if error:
             self.summary = error
-            outcome.update(Text(error, style="bold red"))
+            outcome.update(Text(error, style="bold red").append("  Press escape for the overview.", style="dim"))
             outcome.add_class("-error")
             if bar.total is None:
                 bar.update(total=1, progress=0)
         else:
             self.summary = self._describe_outcome()
-            outcome.update(Text(self.summary, style="bold green"))
+            outcome.update(Text(self.summary, style="bold green").append("  Press escape for the overview.", style="dim"))
             bar.update(total=bar.total or 1, progress=bar.total or 1)
         self.query_one(RichLog).write(Text(self.summary, style="bold red" if error else "bold"))
         self.refresh_bindings()
@@ -155,18 +155,18 @@ class RunStepScreen(Screen[str]):
     def _describe_outcome(self) -> str:
         outcome = self.outcome
         if self.operation == "rollback":
-            return "Rolled back: every host has its files from before the rotation. Phase idle. Press escape."
+            return "Rolled back: every host has its files from before the rotation. Phase idle."
         if outcome is None:
             return "Done."
         if outcome.finished:
-            return "Rotation finished; phase idle. Press escape for the overview."
+            return "Rotation finished; phase idle."
         gate = outcome.gate
         if gate is None:
-            return f"Phase {outcome.phase}. Press escape for the overview."
+            return f"Phase {outcome.phase}."
         if gate.kind == "schedule":
-            return f"Phase {outcome.phase}: waiting until {when(gate.until)} UTC — {gate.reason}. Press escape."
-        return (f"Phase {outcome.phase}: waiting for your confirmation — {gate.reason} ({', '.join(gate.items)}). "
-                "Press escape, then c.")
+            return f"Phase {outcome.phase}: waiting until {when(gate.until)} UTC — {gate.reason}."
+        return (f"Phase {outcome.phase}: waiting for your confirmation — {gate.reason} ({', '.join(gate.items)}); "
+                "press c on the overview.")
 
     # -- progress ------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from textual.widgets import DataTable
 from core.executor import Progress
 
 FINAL = ("ok", "skipped", "failed")
-STATUS_LABELS = {"running": "running…", "ok": "ok ✓", "skipped": "skipped", "failed": "FAILED ✗", "waiting": "waiting"}
+STATUS_LABELS = {"running": "running…", "ok": "ok ✓", "skipped": "skipped", "failed": "FAILED ×", "waiting": "waiting"}
 
 
 class HostProgress(DataTable):

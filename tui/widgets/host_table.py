@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from textual.widgets import DataTable
 
 from tui.hosts import HostView
@@ -11,15 +9,15 @@ from tui.view import RecordedHost, day
 
 COLUMNS = (
     ("Host", "host"),
-    ("Role", "role"),
-    ("Address", "address"),
+    ("Where", "where"),
     ("Reachable", "reachable"),
-    ("Serving certificate", "serving"),
+    ("Serving cert", "serving"),
     ("Expires", "expires"),
     ("CA bundle", "bundle"),
     ("Steps", "steps"),
     ("Last action", "last"),
 )
+LAST_ACTION_WIDTH = 30
 
 
 class HostTable(DataTable):
@@ -44,14 +42,15 @@ class HostTable(DataTable):
             if row_key.value not in keys:
                 self.remove_row(row_key)
         for host in hosts:
-            values = {"host": host.key, "role": host.role, "address": host.address, "steps": host.steps,
-                      "last": host.last_action}
+            where = f"{host.role} {host.address}"
+            last = host.last_action if len(host.last_action) <= LAST_ACTION_WIDTH else \
+                host.last_action[:LAST_ACTION_WIDTH - 1] + "…"
+            values = {"host": host.key, "where": where, "steps": host.steps, "last": last}
             if host.key in self.rows:
                 for column, value in values.items():
                     self.update_cell(host.key, column, value, update_width=True)
             else:
-                self.add_row(host.key, host.role, host.address, "…", "", "", "", host.steps, host.last_action,
-                             key=host.key)
+                self.add_row(host.key, where, "…", "", "", "", host.steps, last, key=host.key)
 
     def show_observed(self, view: HostView) -> None:
         if view.key not in self.rows:
@@ -59,14 +58,13 @@ class HostTable(DataTable):
         self.observed[view.key] = view
         reachable = {"yes": "yes", "manual": "manual", "no": "NO"}[view.reachable]
         if view.unknown_key is not None:
-            reachable = "unknown host key"
-        serving = view.served_fingerprint[:16] + "…" if view.served_fingerprint else ""
+            reachable = "unknown key"
+        serving = view.served_fingerprint[:12] + "…" if view.served_fingerprint else ""
         if not serving and view.problem and view.reachable == "yes":
             serving = "not served"
         expires = ""
         if view.served_not_after is not None:
-            days = (view.served_not_after - dt.datetime.now(dt.timezone.utc)).days
-            expires = f"{day(view.served_not_after)} ({days} d)"
+            expires = day(view.served_not_after)
         for column, value in (("reachable", reachable), ("serving", serving), ("expires", expires),
                               ("bundle", view.bundle)):
             self.update_cell(view.key, column, value, update_width=True)

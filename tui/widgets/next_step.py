@@ -51,5 +51,5 @@ class NextStepPanel(Widget):
             hint = "Demo: press t to time travel past this date."
         text.append(hint, style="dim")
         if self.clock is not None:
-            text.append(f"\nWizard clock: {when(self.clock)} UTC (time travel)", style="bold magenta")
+            text.append(f"\nWizard clock: {when(self.clock)} UTC (time travel)", style="bold cyan")
         return text
