@@ -283,9 +283,8 @@ def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[by
         run.report(Progress(node.name, step, "running", "starting"))
         run.execute(node.name, session, actions, step)
         if not run.dry_run:
-            record[step] = DONE
-            record[f"{step}_at"] = pki.utcnow()
-            record[f"{step}_bundle_sha256"] = wanted_sha
+            if record.get(step) != DONE or record.get(f"{step}_bundle_sha256") != wanted_sha:
+                record.update({step: DONE, f"{step}_at": pki.utcnow(), f"{step}_bundle_sha256": wanted_sha})
             run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
 
     run.in_parallel(step, list(run.inventory.nodes), node_work, lambda n: n.name)
@@ -448,7 +447,8 @@ def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | N
         run.save()
         raise StepFailed(message) from None
     if not run.dry_run:
-        record.update({"leaf": DONE, "leaf_at": pki.utcnow(), "leaf_fingerprint": leaf.fingerprint})
+        if record.get("leaf") != DONE or record.get("leaf_fingerprint") != leaf.fingerprint:
+            record.update({"leaf": DONE, "leaf_at": pki.utcnow(), "leaf_fingerprint": leaf.fingerprint})
         run.report(Progress(node.name, "leaf", "ok", f"serves the new certificate {leaf.fingerprint[:16]}…"))
         run.save()
 

@@ -149,12 +149,15 @@ def dumps(state: State) -> bytes:
 
 
 def save(state: State) -> None:
-    """Atomic rewrite that keeps the file's mode (0600 for a new file)."""
+    """Atomic rewrite that keeps the file's mode (0600 for a new file); a no-op when nothing changed."""
+    content = dumps(state)
     mode = 0o600
     with contextlib.suppress(FileNotFoundError):
         mode = stat.S_IMODE(state.path.stat().st_mode)
+        if state.path.read_bytes() == content:
+            return
     crash_point("save", "before")
-    files.write_atomic(state.path, dumps(state), mode=mode, overwrite=True)
+    files.write_atomic(state.path, content, mode=mode, overwrite=True)
     crash_point("save", "after")
 
 
