@@ -439,8 +439,12 @@ def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | N
     except CertRotateError as error:
         if run.dry_run:
             raise
-        restored = _restore_after_failed_leaf(run, node, session, facts)
-        message = f"{node.name}: {error} {restored} The rotation is stopped; fix the cause and run advance again."
+        if run.kind == "init":
+            # A first install has nothing to go back to: the files stay, the node is started next.
+            message = f"{node.name}: {error} Its files are in place; once it runs, run advance again to verify it."
+        else:
+            restored = _restore_after_failed_leaf(run, node, session, facts)
+            message = f"{node.name}: {error} {restored} The rotation is stopped; fix the cause and run advance again."
         record["leaf"] = "failed"
         run.rotation["last_error"] = message
         run.record("leaf failed", host=node.name, detail=str(error))
@@ -475,8 +479,17 @@ def phase_leaf(run: Run) -> Gate | None:
     clients_too = run.kind in ("ca", "clients", "init")
     init_bundle = ca.cert_pem if run.kind == "init" else None
     if nodes_too:
+        failures = []
         for node in _rollout_order(run.inventory.nodes):
-            _leaf_node(run, node, ca, init_bundle)
+            try:
+                _leaf_node(run, node, ca, init_bundle)
+            except StepFailed as error:
+                if run.kind != "init":
+                    raise  # canary first: the first node that fails stops the rollout
+                failures.append(str(error))  # a first install serves nothing yet: install everywhere
+        if failures:
+            more = f" ({len(failures) - 1} more node(s) likewise)" if len(failures) > 1 else ""
+            raise StepFailed(failures[0] + more)
     if clients_too:
         for client in run.inventory.clients:
             leaf = ensure_client_leaf(run.ws, run.rid, ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
