@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from core import bundle, files, pki, remote_files
 from core import state as state_mod
-from core.actions import Action, ExportFiles, FileContent, WriteFiles, describe_plan
+from core.actions import Action, ExportFiles, FileContent, RunCommand, WriteFiles, describe_plan
 from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
 from core.errors import BadInput, CertRotateError, StepFailed
 from core.executor import Executor, Progress, Reporter, silent
@@ -161,7 +161,7 @@ class Run:
             if isinstance(action, (WriteFiles, ExportFiles)):
                 for f in action.files:
                     self.record(f"{step}: write", host=host, path=f.path, sha256=f.sha256)
-            elif hasattr(action, "command"):
+            elif isinstance(action, RunCommand):
                 self.record(f"{step}: {action.purpose}", host=host, detail=action.command)
             else:
                 self.record(f"{step}: verify", host=host, detail=action.describe()[0])
