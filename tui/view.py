@@ -6,6 +6,10 @@
 
 The engine decides; these only read what it recorded, with the same rules for gates
 (wait until `wait_until`, then every manually delivered client confirmed).
+
+They run before the first paint, so they do not import core.engine (paramiko and the
+whole executor with it); the three names they share with it are mirrored below and
+tests/test_tui_view.py holds them equal.
 """
 
 from __future__ import annotations
@@ -14,8 +18,21 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core import engine
+from core.inventory import ClientConfig
 from core.state import State
+
+DONE = "done"  # core.DONE
+
+
+def client_key(client: ClientConfig) -> str:
+    """core.client_key: the user, and its host when delivered over SSH."""
+    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
+
+
+def current_confirm_key(state: State) -> str | None:
+    """core.current_confirm_key: which confirmation the current phase collects."""
+    return {"trust": "trust_confirmed", "wait": "trust_confirmed",
+            "leaf": "leaf_confirmed", "retire": "leaf_confirmed"}.get(state.phase)
 
 STAGES = ("trust", "wait", "leaf", "retire")
 STAGE_TITLES = {
@@ -98,17 +115,17 @@ class NextStep:
 
 def pending_confirmations(state: State, confirm_key: str | None = None) -> list[str]:
     """Clients whose delivery the operator has not confirmed yet for the current gate."""
-    key = confirm_key or engine.current_confirm_key(state)
+    key = confirm_key or current_confirm_key(state)
     if key is None:
         return []
     records = state.rotation.get("clients", {})
-    return [engine.client_key(c) for c in state.inventory.clients
-            if not records.get(engine.client_key(c), {}).get(key)]
+    return [client_key(c) for c in state.inventory.clients
+            if not records.get(client_key(c), {}).get(key)]
 
 
 def _leaf_delivered(state: State) -> bool:
     records = state.rotation.get("clients", {})
-    return all(records.get(engine.client_key(c), {}).get("leaf") == engine.DONE for c in state.inventory.clients)
+    return all(records.get(client_key(c), {}).get("leaf") == DONE for c in state.inventory.clients)
 
 
 def next_step(state: State, now: dt.datetime) -> NextStep:
@@ -179,7 +196,7 @@ def _steps(record: dict[str, Any], kind: str | None, role: str) -> str:
     if not kind:
         return "—"
     names = STAGES if kind == "ca" else ("leaf",)
-    marks = {engine.DONE: "✓", "failed": "×"}
+    marks = {DONE: "✓", "failed": "×"}
     parts = []
     for name in names:
         if name == "wait":
@@ -209,7 +226,7 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
         address = node.ssh_host
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind, "node"), _last_action(state, node.name)))
     for client in state.inventory.clients:
-        key = engine.client_key(client)
+        key = client_key(client)
         record = rotation.get("clients", {}).get(key, {})
         address = client.ssh_host or "(manual)"
         rows.append(RecordedHost(key, "client", address, _steps(record, kind, "client"), _last_action(state, key)))

@@ -56,18 +56,15 @@ class DryRunScreen(Screen[str | None]):
 
     @work(exclusive=True, group="core", exit_on_error=False)
     async def make_plan(self) -> None:
-        from core import engine
-        from core.ssh_transport import SshPool
-
         app = self.app
         gate_text = self.query_one("#dry-run-gate", Static)
         async with app.core_gate:
-            pool = SshPool()
+            pool = await asyncio.to_thread(operations.new_pool)
             try:
                 state = await asyncio.to_thread(operations.load, app.state_path)
                 if not await settle_host_keys(app, state, pool, app.declined_keys):
                     raise CertRotateError("An SSH host key was not trusted; there is no plan without logging in.")
-                outcome = await asyncio.to_thread(engine.advance, state, pool, now=app.clock, dry_run=True)
+                outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock, dry_run=True)
             except CertRotateError as error:
                 self.error = str(error)
                 gate_text.update(Text(self.error, style="bold red"))

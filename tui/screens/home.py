@@ -209,19 +209,16 @@ class HomeScreen(Screen):
 
     @work(group="refresh", exit_on_error=False)
     async def refresh_hosts(self) -> None:
-        from core.ssh_transport import SshPool
-        from tui.hosts import observe_hosts
-
         app = self.app
         table = self.query_one(HostTable)
         async with app.core_gate:
             state = app.state
-            pool = SshPool()
+            pool = await asyncio.to_thread(operations.new_pool)
             try:
-                views = await asyncio.to_thread(observe_hosts, state, pool)
+                views = await asyncio.to_thread(_observe_hosts, state, pool)
                 asking = [v for v in views if v.unknown_key and v.unknown_key.fingerprint not in app.declined_keys]
                 if asking and await settle_host_keys(app, state, pool, app.declined_keys):
-                    views = await asyncio.to_thread(observe_hosts, state, pool)
+                    views = await asyncio.to_thread(_observe_hosts, state, pool)
                 for host_view in views:
                     table.show_observed(host_view)
             finally:
@@ -230,3 +227,9 @@ class HomeScreen(Screen):
         if self._refresh_again:
             self._refresh_again = False
             self.refresh_hosts()
+
+
+def _observe_hosts(state: State, pool):
+    from tui.hosts import observe_hosts  # in the worker thread: core.probes, paramiko
+
+    return observe_hosts(state, pool)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -11,9 +12,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from core.known_hosts import UnknownHostKey
-from core.ssh_transport import SshPool
-from core.state import State
+if TYPE_CHECKING:  # paramiko is imported by the worker that logs in, not before the first paint
+    from core.known_hosts import UnknownHostKey
+    from core.ssh_transport import SshPool
+    from core.state import State
 
 MAX_ROUNDS = 5
 

@@ -9,15 +9,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
-from core import engine
 from core.state import State
+from tui.view import client_key
 
 
 def rollback_summary(state: State) -> str:
     rotation = state.rotation
     nodes = ", ".join(n.name for n in state.inventory.nodes)
-    ssh_clients = [engine.client_key(c) for c in state.inventory.clients if c.delivered_over_ssh]
-    manual = [engine.client_key(c) for c in state.inventory.clients if not c.delivered_over_ssh]
+    ssh_clients = [client_key(c) for c in state.inventory.clients if c.delivered_over_ssh]
+    manual = [client_key(c) for c in state.inventory.clients if not c.delivered_over_ssh]
     lines = [
         f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.",
         "",

@@ -8,6 +8,7 @@ Before anything runs, every host's SSH key must be known (the operator is asked)
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -18,12 +19,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.errors import CertRotateError
-from core.executor import Progress
 from core.state import State
 from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.view import when
 from tui.widgets.host_progress import FINAL, HostProgress
+
+if TYPE_CHECKING:
+    from core.executor import Progress
 
 STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow"}
 
@@ -93,9 +96,6 @@ class RunStepScreen(Screen[tuple[str, str]]):
 
     @work(exclusive=True, group="run", exit_on_error=False)
     async def run_operation(self) -> None:
-        from core import engine
-        from core.ssh_transport import SshPool
-
         app = self.app
         log = self.query_one(RichLog)
         error = ""
@@ -103,16 +103,16 @@ class RunStepScreen(Screen[tuple[str, str]]):
             state = self._state = await asyncio.to_thread(operations.load, app.state_path)
             title = f"{'Rolling back' if self.operation == 'rollback' else 'Running'} rotation {state.rotation.get('id')}"
             self.query_one("#run-title", Static).update(Text(f"{title} — from phase {state.phase}", style="bold"))
-            pool = SshPool()
+            pool = await asyncio.to_thread(operations.new_pool)
             try:
                 log.write("Checking the SSH host key of every host…")
                 if not await settle_host_keys(app, state, pool, app.declined_keys):
                     error = ("An SSH host key was not trusted, so nothing was changed; "
                              "press r on the overview to be asked again.")
                 elif self.operation == "rollback":
-                    self.outcome = await asyncio.to_thread(engine.rollback, state, pool, report=self.report)
+                    self.outcome = await asyncio.to_thread(operations.rollback, state, pool, report=self.report)
                 else:
-                    self.outcome = await asyncio.to_thread(engine.advance, state, pool, now=app.clock,
+                    self.outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock,
                                                            report=self.report)
             except CertRotateError as failure:
                 error = str(failure)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import DataTable
 
-from core.executor import Progress
+if TYPE_CHECKING:
+    from core.executor import Progress
 
 FINAL = ("ok", "skipped", "failed")
 STATUS_LABELS = {"running": "running…", "ok": "ok ✓", "skipped": "skipped", "failed": "FAILED ×", "waiting": "waiting"}

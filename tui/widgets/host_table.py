@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual.widgets import DataTable
 
-from tui.hosts import HostView
+if TYPE_CHECKING:
+    from tui.hosts import HostView
 from tui.view import RecordedHost, day
 
 COLUMNS = (
