@@ -190,19 +190,16 @@ class RecordedHost:
     address: str
     steps: str
     last_action: str
+    delivery: str | None = None  # manually delivered clients: "confirmed", "to confirm" or ""
 
 
-def _steps(record: dict[str, Any], kind: str | None, role: str) -> str:
+def _steps(record: dict[str, Any], kind: str | None) -> str:
     if not kind:
         return "—"
-    names = STAGES if kind == "ca" else ("leaf",)
+    names = ("trust", "leaf", "retire") if kind == "ca" else ("leaf",)
     marks = {DONE: "✓", "failed": "×"}
     parts = []
     for name in names:
-        if name == "wait":
-            if role == "client" and "trust_confirmed" in record:
-                parts.append("confirmed✓")
-            continue
         value = record.get(name)
         parts.append(f"{name}{marks.get(value, value) if value else '·'}")
     return " ".join(parts)
@@ -224,10 +221,18 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
         address = node.ssh_host
-        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind, "node"), _last_action(state, node.name)))
+        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name)))
     for client in state.inventory.clients:
         key = client_key(client)
         record = rotation.get("clients", {}).get(key, {})
-        address = client.ssh_host or "(manual)"
-        rows.append(RecordedHost(key, "client", address, _steps(record, kind, "client"), _last_action(state, key)))
+        address = "over SSH" if client.ssh_host else "by hand"
+        delivery = None
+        if not client.ssh_host:
+            delivery = ""
+            confirm_key = current_confirm_key(state)
+            if confirm_key and record.get(confirm_key):
+                delivery = "confirmed"
+            elif confirm_key and record.get("leaf" if confirm_key == "leaf_confirmed" else "trust") == DONE:
+                delivery = "to confirm"
+        rows.append(RecordedHost(key, "client", address, _steps(record, kind), _last_action(state, key), delivery))
     return rows

@@ -163,7 +163,11 @@ class HomeScreen(Screen):
     def _after_run(self, result: tuple[str, str] | None) -> None:
         if result is not None:
             error, summary = result
-            self.say(summary, error=bool(error))
+            state = self.app.state
+            if error and state is not None and state.rotation.get("last_error") == error:
+                self.say("The step stopped; the reason is under Next above.", error=True)
+            else:
+                self.say(summary, error=bool(error))
         self.action_refresh()
 
     def action_refresh(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.reactive import reactive
@@ -22,17 +23,19 @@ class CertView(Widget):
     source: reactive[str] = reactive("")
     now: reactive[dt.datetime | None] = reactive(None)
 
-    def render(self) -> Table | Text:
+    def render(self) -> Group | Text:
         if not self.certificates:
             return Text("No certificate shown yet.", style="dim")
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold", no_wrap=True)
-        table.add_column()
+        parts: list[Text | Table] = []
         now = self.now or dt.datetime.now(dt.timezone.utc)
         count = len(self.certificates)
         for index, info in enumerate(self.certificates, start=1):
             title = f"{self.source} — certificate {index} of {count}" if count > 1 else self.source
-            table.add_row(Text(title, style="bold underline"), "")
+            parts.append(Text(title, style="bold underline"))
+            table = Table.grid(padding=(0, 2))
+            table.add_column(style="bold", no_wrap=True, min_width=9)
+            table.add_column()
+            parts.append(table)
             left = info.days_left(now)
             validity = Text(f"{when(info.not_before)} → {when(info.not_after)} UTC  ")
             validity.append(f"({left} days left)" if left >= 0 else "(EXPIRED)",
@@ -49,5 +52,5 @@ class CertView(Widget):
             ]
             for label, value in rows:
                 table.add_row(label, value)
-            table.add_row("", "")
-        return table
+            parts.append(Text(""))
+        return Group(*parts)

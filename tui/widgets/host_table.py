@@ -20,7 +20,7 @@ COLUMNS = (
     ("Steps", "steps"),
     ("Last action", "last"),
 )
-LAST_ACTION_WIDTH = 30
+LAST_ACTION_WIDTH = 26
 
 
 class HostTable(DataTable):
@@ -49,11 +49,13 @@ class HostTable(DataTable):
             last = host.last_action if len(host.last_action) <= LAST_ACTION_WIDTH else \
                 host.last_action[:LAST_ACTION_WIDTH - 1] + "…"
             values = {"host": host.key, "where": where, "steps": host.steps, "last": last}
+            if host.delivery is not None:
+                values["bundle"] = host.delivery
             if host.key in self.rows:
                 for column, value in values.items():
                     self.update_cell(host.key, column, value, update_width=True)
             else:
-                self.add_row(host.key, where, "…", "", "", "", host.steps, last, key=host.key)
+                self.add_row(host.key, where, "…", "", "", host.delivery or "", host.steps, last, key=host.key)
 
     def show_observed(self, view: HostView) -> None:
         if view.key not in self.rows:
@@ -68,8 +70,10 @@ class HostTable(DataTable):
         expires = ""
         if view.served_not_after is not None:
             expires = day(view.served_not_after)
-        for column, value in (("reachable", reachable), ("serving", serving), ("expires", expires),
-                              ("bundle", view.bundle)):
+        cells = [("reachable", reachable), ("serving", serving), ("expires", expires)]
+        if view.reachable != "manual":
+            cells.append(("bundle", view.bundle))
+        for column, value in cells:
             self.update_cell(view.key, column, value, update_width=True)
 
     def value(self, host: str, column: str) -> str:
