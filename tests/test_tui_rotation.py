@@ -111,3 +111,22 @@ async def test_time_travel_is_not_offered_outside_the_demo(cluster):
         assert "t" not in app.screen.active_bindings
         await pilot.press("t")
         assert app.clock is None
+
+
+async def test_quitting_in_the_middle_of_a_step_is_refused_until_it_finishes(cluster):
+    from tests.tui_helpers import screen_shown
+    from tui.screens.run_step import RunStepScreen
+
+    app = CertRotateApp(cluster.state_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        await pilot.press("s")
+        await pilot.click("#start-ca")
+        await wait_for(pilot, lambda: app.state.phase == "trust", "the rotation to start")
+        await pilot.press("n")
+        run = await screen_shown(pilot, RunStepScreen, "the run screen")
+        await pilot.press("q")
+        assert app.is_running and not run.finished
+        await wait_for(pilot, lambda: run.finished, "the step to finish")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to quit")

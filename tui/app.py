@@ -107,6 +107,15 @@ class CertRotateApp(App[int]):
             return self.demo
         return True
 
+    async def action_quit(self) -> None:
+        """Quit, but not in the middle of a step: the lock must stay held while the engine works."""
+        running = [w for w in self.workers if w.group in ("run", "core") and w.is_running]
+        if running:
+            self.notify("A step is running; quit when it has finished (it saves the state file after every host).",
+                        title="Not now", severity="warning")
+            return
+        self.exit()
+
     def action_help(self) -> None:
         from tui.screens.help import HelpScreen
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.errors import CertRotateError
 from core.inventory import NodeConfig
@@ -51,6 +51,7 @@ class HomeScreen(Screen):
         yield Static(id="message")
         yield Label("Hosts", classes="section-title")
         yield HostTable(id="hosts")
+        yield Static(id="host-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -87,6 +88,27 @@ class HomeScreen(Screen):
         self.query_one(HostTable).show_recorded(view.recorded_hosts(state))
         self.sub_title = f"{cluster.name} — phase {state.phase}"
         self.refresh_bindings()
+
+    @on(DataTable.RowHighlighted, "#hosts")
+    def show_host_detail(self) -> None:
+        """Under the table, the full facts of the highlighted host, or why it could not be reached."""
+        table = self.query_one(HostTable)
+        key = table.selected_host
+        observed = table.observed.get(key) if key else None
+        detail = self.query_one("#host-detail", Static)
+        if observed is None:
+            detail.update("")
+            return
+        text = Text(f"{key}: ", style="bold")
+        if observed.problem:
+            text.append(observed.problem, style="red")
+        elif observed.served_fingerprint:
+            text.append(f"serves {observed.served_fingerprint}, valid until {view.when(observed.served_not_after)} UTC")
+        elif observed.reachable == "manual":
+            text.append("delivered by hand: certrotate exports its files and you confirm the delivery")
+        else:
+            text.append("reachable over SSH")
+        detail.update(text)
 
     def say(self, sentence: str, *, error: bool = False) -> None:
         """One sentence about the last operation, under the next-step panel (errors in red)."""
@@ -225,6 +247,7 @@ class HomeScreen(Screen):
                     views = await asyncio.to_thread(_observe_hosts, state, pool)
                 for host_view in views:
                     table.show_observed(host_view)
+                self.show_host_detail()
             finally:
                 await asyncio.to_thread(pool.close)
         self.refreshes += 1
