@@ -31,6 +31,7 @@ from core.keys import key_matches_certificate, load_private_key
 from core.profiles import profile_for
 from core.probes import probe_sql, wait_for_fingerprint
 from core.plans import PRIVATE, PUBLIC, HostFacts, TrustCheck, plan_bundle, plan_client_files, plan_node_leaf
+from core.known_hosts import HostKeyChanged, UnknownHostKey
 from core.ssh_transport import HostSession, SshPool
 from core.state import State
 from core.workspace import LeafFiles, Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
@@ -168,7 +169,7 @@ class Run:
 
     def in_parallel(self, step: str, hosts: list[Any], work: Callable[[Any], None], name: Callable[[Any], str]) -> None:
         """Run `work` on every host with a bounded pool; save after each; one sentence for all failures."""
-        failures: list[str] = []
+        failures: list[CertRotateError] = []
         if not hosts:
             return
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts))) as pool:
@@ -177,13 +178,17 @@ class Run:
                 try:
                     future.result()
                 except CertRotateError as error:
-                    failures.append(str(error))
+                    failures.append(error)
                     self.report(Progress(name(host), step, "failed", str(error)))
                     self.rotation["last_error"] = str(error)
                 self.save()
-        if failures:
-            more = f" ({len(failures) - 1} more host(s) failed too)" if len(failures) > 1 else ""
-            raise StepFailed(f"{step} step: {failures[0]}{more}")
+        if not failures:
+            return
+        # A host-key question must reach the caller as itself, so the wizard can ask it.
+        first = next((f for f in failures if isinstance(f, (UnknownHostKey, HostKeyChanged))), failures[0])
+        if len(failures) == 1:
+            raise first
+        raise StepFailed(f"{step} step: {first} ({len(failures) - 1} more host(s) failed too)") from first
 
 
 # -- CA material ------------------------------------------------------------------------------
@@ -441,10 +446,10 @@ def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | N
             raise
         if run.kind == "init":
             # A first install has nothing to go back to: the files stay, the node is started next.
-            message = f"{node.name}: {error} Its files are in place; once it runs, run advance again to verify it."
+            message = f"{_named(node.name, error)} Its files are in place; once it runs, run advance again to verify it."
         else:
             restored = _restore_after_failed_leaf(run, node, session, facts)
-            message = f"{node.name}: {error} {restored} The rotation is stopped; fix the cause and run advance again."
+            message = f"{_named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
         record["leaf"] = "failed"
         run.rotation["last_error"] = message
         run.record("leaf failed", host=node.name, detail=str(error))
@@ -455,6 +460,12 @@ def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | N
             record.update({"leaf": DONE, "leaf_at": pki.utcnow(), "leaf_fingerprint": leaf.fingerprint})
         run.report(Progress(node.name, "leaf", "ok", f"serves the new certificate {leaf.fingerprint[:16]}…"))
         run.save()
+
+
+def _named(host: str, error: CertRotateError) -> str:
+    """The error's sentence, starting with the host's name once, not twice."""
+    text = str(error)
+    return text if text.startswith(host) else f"{host}: {text}"
 
 
 def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession, before: HostFacts) -> str:

@@ -34,7 +34,7 @@ async def test_a_node_that_keeps_its_old_certificate_stops_the_leaf_phase_with_t
         await home_ready(pilot)
         await pilot.press("t")
         run = await run_next_step(pilot)
-        assert run.error.startswith("n1: ") and "still serves certificate" in run.error
+        assert run.error.startswith("n1 ") and "still serves certificate" in run.error
         assert "previous certificate was restored" in run.error
         assert run.error in str(run.query_one("#run-outcome").render())
         home = await back_home(pilot)
