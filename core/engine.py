@@ -615,7 +615,9 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
         phase = state.phase
         gate = PHASE_STEPS[phase](run)
         if run.dry_run:
-            return Outcome(phase, gate=gate, plan=run.plans)
+            order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
+            plans = {host: run.plans[host] for host in order if host in run.plans}
+            return Outcome(phase, gate=gate, plan=plans)
         if gate is not None:
             run.record("gate", detail=gate.reason)
             run.save()
