@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo system-deps clean
+.PHONY: test demo screenshots system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: system-deps $(STAMP)
 
 demo: system-deps $(STAMP)
 	$(BIN)/certrotate demo
+
+# Regenerate screenshots/ from the real app (PNG needs cairosvg and Debian's fonts-firacode).
+screenshots: system-deps $(STAMP)
+	@if [ "$$(id -u)" = 0 ] && ! dpkg -s fonts-firacode >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-firacode >/dev/null; fi
+	$(BIN)/pip install -q -e '.[test,screenshots]'
+	$(BIN)/python screenshots/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
