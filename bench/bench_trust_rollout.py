@@ -16,10 +16,13 @@ Targets: certrotate at most 0.5x the loop's time at 12 nodes, and 48 nodes at mo
     .venv/bin/python bench/bench_trust_rollout.py [--nodes 12] [--large 48] [--repeat 3]
                                                   [--ssh-user postgres]
 
-The lab's nodes share this machine's cores with certrotate, so every figure is also
-printed with the CPU the whole machine spent meanwhile; before each timed section the
-bench waits (up to --quiet-wait seconds) for other work on the machine to calm down,
-and says so when it did not.
+The lab's nodes share this machine's cores with certrotate, so every round is printed
+with the CPU seconds of the bench's own processes (lab included) and of other work on the
+machine. Before each timed section the bench waits (up to --quiet-wait seconds) for the
+machine to calm down; a round that other work disturbed anyway is left out of the
+medians and run again (up to --max-rounds). It also prints what one remote command costs
+on the lab's login (the login shell runs its startup files for every command): the loop
+runs one per node, certrotate three (two `sync -f` and the reload).
 """
 
 from __future__ import annotations
@@ -41,13 +44,17 @@ from core import state as state_mod
 from core.certs_dir import CA_CERT
 from core.errors import CertRotateError
 from core.lab import Lab, LabNode, start_lab
+from core.ssh_transport import SshPool
 
 SMALL_TARGET = 0.5  # certrotate / loop at the small size
 SCALE_TARGET = 1.5  # certrotate large / certrotate small
 STEP_DOWN = 8  # nodes fewer per retry when the large lab does not start
 RUN_TIMEOUT = 600.0
 QUIET_BUSY = 0.10  # machine busy fraction under which a timed section may start
-OTHER_SHARE = 0.10  # a sample is disturbed when other work took more than this share of the machine
+# A sample is disturbed when other work took more than this share of the machine. Not all of
+# "other" is foreign: sshd processes of the lab that outlive their parent on disconnect are
+# reaped by init, so their CPU escapes the accounting (up to ~15% at 48 nodes with PAM on).
+OTHER_SHARE = 0.20
 
 
 # -- the machine ------------------------------------------------------------------------------
@@ -192,8 +199,6 @@ class Verified:
     trusts_new: int = 0
     trusts_old: int = 0
     bundle_on_disk: int = 0
-    new_ca: str = ""
-    old_ca: str = ""
     other: list[str] = field(default_factory=list)
 
     def complete(self) -> bool:
@@ -207,7 +212,7 @@ def verification_of_run(lab: Lab, journal_before: int) -> Verified:
     rotation = state.rotation
     new_ca = rotation["new_ca"]["fingerprint"]
     old_cas = rotation.get("old_ca_fingerprints", [])
-    verified = Verified(len(lab.nodes), new_ca=new_ca, old_ca=old_cas[0] if old_cas else "")
+    verified = Verified(len(lab.nodes))
     for entry in state.journal[journal_before:]:
         if entry.get("action") != "trust: verify":
             continue
@@ -244,6 +249,18 @@ def roll_back(lab: Lab) -> None:
     time.sleep(1.1)
 
 
+def remote_command_seconds(lab: Lab, runs: int = 5) -> float:
+    """Mean seconds of `true` over an open SSH connection to the first node (untimed diagnostic)."""
+    state = state_mod.load(lab.state_path)
+    with SshPool() as pool:
+        session = pool.session(state.inventory.nodes[0], state.base_dir)
+        session.run("true")
+        start = time.perf_counter()
+        for _ in range(runs):
+            session.run("true")
+        return (time.perf_counter() - start) / runs
+
+
 # -- one lab ----------------------------------------------------------------------------------
 
 
@@ -251,14 +268,15 @@ def roll_back(lab: Lab) -> None:
 class LabResult:
     nodes: int
     ssh_user: str
+    remote_command_s: float = 0.0
     loop: list[Sample] = field(default_factory=list)
     certrotate: list[Sample] = field(default_factory=list)
     start_s: list[float] = field(default_factory=list)  # of which `start ca`
     verified: list[Verified] = field(default_factory=list)
 
 
-def bench_lab(lab: Lab, repeat: int, with_loop: bool, quiet_wait: float) -> LabResult:
-    result = LabResult(len(lab.nodes), lab.ssh_user)
+def bench_lab(lab: Lab, repeat: int, max_rounds: int, with_loop: bool, quiet_wait: float) -> LabResult:
+    result = LabResult(len(lab.nodes), lab.ssh_user, remote_command_seconds(lab))
     originals = {n.name: (n.certs_dir / CA_CERT).read_bytes() for n in lab.nodes}
     # The loop's bundle is made beforehand: making a CA is not part of the loop's time.
     loop_ca = pki.issue_ca(key_type=state_mod.load(lab.state_path).inventory.cluster.key_type,
@@ -266,7 +284,16 @@ def bench_lab(lab: Lab, repeat: int, with_loop: bool, quiet_wait: float) -> LabR
     combined = bundle.combine(loop_ca.cert_pem, (lab.local_certs_dir / CA_CERT).read_bytes())
     combined_path = lab.workdir / "manual-loop-ca.crt"
     combined_path.write_bytes(combined)
-    for round_number in range(repeat):
+
+    def clean(samples: list[Sample]) -> int:
+        return sum(1 for sample in samples if not sample.disturbed)
+
+    # A round disturbed by other work on the machine is run again, up to max_rounds in all.
+    round_number = 0
+    while round_number < max_rounds and (
+        clean(result.certrotate) < repeat or (with_loop and clean(result.loop) < repeat)
+    ):
+        round_number += 1
         if with_loop:
             result.loop.append(manual_loop(lab, combined_path, quiet_wait))
             check_loop_result(lab, combined)
@@ -276,7 +303,7 @@ def bench_lab(lab: Lab, repeat: int, with_loop: bool, quiet_wait: float) -> LabR
         result.start_s.append(start_s)
         result.verified.append(verified)
         roll_back(lab)
-        print(f"  {len(lab.nodes)} nodes, round {round_number + 1}/{repeat}: "
+        print(f"  {len(lab.nodes)} nodes, round {round_number}: "
               + (f"loop {describe(result.loop[-1])}; " if with_loop else "")
               + f"certrotate {describe(sample)} (start ca {start_s:.2f} s)", flush=True)
     return result
@@ -307,7 +334,7 @@ def run_on_lab(nodes: int, args: argparse.Namespace, with_loop: bool, floor: int
     with lab:
         print(f"lab of {len(lab.nodes)} nodes up in {time.perf_counter() - began:.1f} s ({lab.block}0/24), "
               f"logging in as {lab.ssh_user}", flush=True)
-        result = bench_lab(lab, args.repeat, with_loop, args.quiet_wait)
+        result = bench_lab(lab, args.repeat, args.max_rounds or 3 * args.repeat, with_loop, args.quiet_wait)
     return result, notes
 
 
@@ -345,7 +372,7 @@ def report(small: LabResult, large: LabResult, notes: list[str], requested_large
     print(f"{f'certrotate start ca + advance, {large.nodes} nodes':46}{ours_large:9.2f}{ratio_large:8.2f}x"
           f"   <= {SCALE_TARGET}x its {small.nodes}-node time: {verdict(ratio_large, SCALE_TARGET)}")
     print()
-    print(f"samples: seconds, and CPU seconds (at most {cores} per second) of the bench's own processes "
+    print(f"rounds: seconds, and CPU seconds (at most {cores} per second) of the bench's own processes "
           f"(certrotate or scp/ssh, and the lab's sshd/PostgreSQL) and of other work on the machine; "
           f"DISTURBED: other work took over {OTHER_SHARE:.0%} of the machine, left out of the median")
     rows = [(f"loop, {small.nodes} nodes", small.loop), (f"certrotate, {small.nodes} nodes", small.certrotate),
@@ -355,6 +382,8 @@ def report(small: LabResult, large: LabResult, notes: list[str], requested_large
     disturbed_rows = [label for label, samples in rows if all(sample.disturbed for sample in samples)]
     for result in (small, large):
         print(f"  {f'of which start ca, {result.nodes}':24} {listed(result.start_s)} s")
+    print(f"  one remote command (`true` on an open connection, as {small.ssh_user}): "
+          f"{small.remote_command_s:.3f} s; the loop runs 1 per node, certrotate 3 (2 x `sync -f`, the reload)")
     for label in disturbed_rows:
         print(f"note: every round of '{label}' was disturbed by other work on the machine; its median is not clean.")
     for note in notes:
@@ -365,22 +394,26 @@ def report(small: LabResult, large: LabResult, notes: list[str], requested_large
     print("What each side verified:")
     print("  manual loop: nothing (scp and the reload's exit status only).")
     for result in (small, large):
-        for round_number, v in enumerate(result.verified, 1):
-            print(f"  certrotate, {result.nodes} nodes, round {round_number}: of {v.nodes} nodes, "
-                  f"{v.trusts_new} accept a client certificate of the new CA {v.new_ca[:16]}… (TLS handshake), "
-                  f"{v.trusts_old} still accept one of the old CA {v.old_ca[:16]}…, "
-                  f"{v.serves_previous} still serve the certificate they served before (sha256), "
-                  f"{v.bundle_on_disk} hold the combined bundle on disk (checked by the bench)"
-                  + ("" if v.complete() else "  INCOMPLETE"))
-            for line in v.other:
-                print(f"    also: {line}")
+        rounds = result.verified
+        least = {name: min(getattr(v, name) for v in rounds)
+                 for name in ("trusts_new", "trusts_old", "serves_previous", "bundle_on_disk")}
+        print(f"  certrotate, {result.nodes} nodes, in each of its {len(rounds)} rounds (a new CA each time), "
+              f"at least: {least['trusts_new']} nodes accepted a client certificate of the new CA (TLS handshake "
+              f"with a throwaway client certificate), {least['trusts_old']} still accepted one of the old CA, "
+              f"{least['serves_previous']} still served the certificate they served before (sha256 of the leaf); "
+              f"the bench found the combined bundle on disk on {least['bundle_on_disk']}"
+              + ("" if all(v.complete() for v in rounds) else "  INCOMPLETE"))
+        for line in sorted({line for v in rounds for line in v.other}):
+            print(f"    also: {line}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=12, help="nodes of the lab compared with the manual loop")
     parser.add_argument("--large", type=int, default=48, help="nodes of the lab for the scaling figure")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds on each lab; the table shows medians")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="undisturbed rounds wanted on each lab; the table shows their medians")
+    parser.add_argument("--max-rounds", type=int, help="rounds at most on each lab (default 3x --repeat)")
     parser.add_argument("--ssh-user", help="login of every node (default: the current user, root as root)")
     parser.add_argument("--quiet-wait", type=float, default=120.0,
                         help="seconds to wait at most for other work on the machine to calm down before each section")
