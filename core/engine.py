@@ -28,6 +28,7 @@ from core.errors import BadInput, CertRotateError, StepFailed
 from core.executor import Executor, Progress, Reporter, silent
 from core.inventory import ClientConfig, NodeConfig
 from core.keys import key_matches_certificate, load_private_key
+from core.preflight import check_leaf_files
 from core.profiles import profile_for
 from core.probes import probe_sql, wait_for_fingerprint
 from core.plans import PRIVATE, PUBLIC, HostFacts, TrustCheck, plan_bundle, plan_client_files, plan_node_leaf
@@ -428,9 +429,11 @@ def _rollout_order(nodes: tuple[NodeConfig, ...]) -> list[NodeConfig]:
     return ordered
 
 
-def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | None) -> None:
+def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | None, trusted_bundle: bytes) -> None:
     record = run.node_record(node.name)
     leaf = ensure_node_leaf(run.ws, run.rid, ca, node, now=pki.utcnow(), dry_run=run.dry_run)
+    check_leaf_files(leaf.cert_pem, leaf.key_pem, trusted_bundle, f"the new node.crt of {node.name}", now=pki.utcnow(),
+                     client=False, node_principal=run.inventory.cluster.profile == "cockroach")
     session = run.session(node)
     base = node.certs_dir.rstrip("/")
     paths = [f"{base}/{NODE_KEY}", f"{base}/{NODE_CERT}"] + ([f"{base}/{CA_CERT}"] if bundle_pem else [])
@@ -490,10 +493,11 @@ def phase_leaf(run: Run) -> Gate | None:
     clients_too = run.kind in ("ca", "clients", "init")
     init_bundle = ca.cert_pem if run.kind == "init" else None
     if nodes_too:
+        trusted = init_bundle or (_bundles(run)[0] if run.kind == "ca" else run.ws.read_bundle())
         failures = []
         for node in _rollout_order(run.inventory.nodes):
             try:
-                _leaf_node(run, node, ca, init_bundle)
+                _leaf_node(run, node, ca, init_bundle, trusted)
             except StepFailed as error:
                 if run.kind != "init":
                     raise  # canary first: the first node that fails stops the rollout

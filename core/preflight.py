@@ -93,3 +93,22 @@ def _reason(error: VerificationError) -> str:
     if "expired" in text or "validity" in text or "not valid at validation time" in text:
         return "a certificate in the chain is outside its validity period"
     return text.split(" (encountered")[0]
+
+
+NEAR_FUTURE = dt.timedelta(days=7)
+
+
+def check_leaf_files(cert_pem: bytes, key_pem: bytes, bundle_pem: bytes, source: str, *, now: dt.datetime,
+                     client: bool, node_principal: bool = False) -> None:
+    """Everything a node or client checks when it loads these files, checked before they leave us."""
+    from core.bundle import parse_bundle, parse_certificates
+    from core.keys import load_private_key
+
+    certificate = parse_certificates(cert_pem, source)[0].certificate
+    key = load_private_key(key_pem, f"the key of {source}")
+    check_key_matches(certificate, key, source, f"the key of {source}")
+    check_not_expired(certificate, source, now)
+    if node_principal:
+        check_node_principal(certificate, source)
+    trusted = parse_bundle(bundle_pem, "the CA bundle it will be served with").certificates
+    check_chain(certificate, trusted, source, at=[now, now + NEAR_FUTURE], client=client)

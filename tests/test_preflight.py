@@ -57,3 +57,16 @@ def test_expired_and_not_yet_valid(ca):
         preflight.check_not_expired(leaf.certificate, "client.root.crt", NOW + dt.timedelta(days=2))
     with pytest.raises(BadInput, match="not valid before"):
         preflight.check_not_expired(leaf.certificate, "client.root.crt", NOW - dt.timedelta(days=2))
+
+
+def test_leaf_files_are_checked_as_the_node_would(ca):
+    node = pki.issue_node(ca, ["a"], now=NOW, key_type="ecdsa-p256")
+    other = pki.issue_ca(now=NOW, key_type="ecdsa-p256")
+    later = NOW + dt.timedelta(hours=1)
+    preflight.check_leaf_files(node.cert_pem, node.key_pem(), ca.cert_pem, "node.crt", now=later, client=False, node_principal=True)
+    with pytest.raises(BadInput, match="not a key pair"):
+        preflight.check_leaf_files(node.cert_pem, other.key_pem(), ca.cert_pem, "node.crt", now=later, client=False)
+    with pytest.raises(BadInput, match="no CA in the bundle issued it"):
+        preflight.check_leaf_files(node.cert_pem, node.key_pem(), other.cert_pem, "node.crt", now=later, client=False)
+    with pytest.raises(BadInput, match="not a CA certificate"):
+        preflight.check_leaf_files(node.cert_pem, node.key_pem(), node.cert_pem, "node.crt", now=later, client=False)
