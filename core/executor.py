@@ -8,6 +8,7 @@ A reload is judged by what the node serves afterwards, never by its exit code.
 
 from __future__ import annotations
 
+import datetime as dt
 import posixpath
 import time
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from core.plans import HostFacts
 from core.ssh_transport import HostSession, SshPool
 
 VERIFY_TIMEOUT = 15.0
+CLOCK_WARNING = dt.timedelta(minutes=5)
+MAX_CLOCK_SKEW = dt.timedelta(hours=23)  # certificates are backdated 24 h (pki.BACKDATE); keep a margin
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Executor:
         self.verify_timeout = verify_timeout
         self._probe_clients: dict[str, Issued] = {}
         self._swept: set[tuple[str, str]] = set()
+        self._clocks_checked: set[str] = set()
 
     # -- observe -----------------------------------------------------------------------
 
@@ -61,6 +65,9 @@ class Executor:
             for stale in remote_files.remove_stale_temps(session, directory):
                 self.report(Progress(session.name, "observe", "running", f"removed {stale}, left by a run that was killed"))
             self._swept.add((session.name, directory))
+        if session.name not in self._clocks_checked:
+            self._check_clock(session)
+            self._clocks_checked.add(session.name)
         hashes = {path: remote_files.file_sha256(session, path) for path in paths}
         served = None
         if sql_addr:
@@ -69,6 +76,30 @@ class Executor:
             except CertRotateError:
                 served = None
         return HostFacts(session.name, hashes, served)
+
+    def _check_clock(self, session: HostSession) -> None:
+        """Certificates are backdated 24 h, so a node whose clock is behind still accepts new ones.
+
+        A skew of minutes is worth a warning (logs and expiry checks disagree); a node more
+        than the backdating behind would reject every new certificate as not yet valid.
+        """
+        result = session.run("date -u +%s")
+        try:
+            remote = float(result.stdout.strip())
+        except ValueError:
+            self.report(Progress(session.name, "observe", "warning", "could not read the node's clock"))
+            return
+        skew = remote - time.time()
+        if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
+            raise StepFailed(
+                f"{session.name}'s clock is {abs(skew) / 3600:.1f} h {'behind' if skew < 0 else 'ahead of'} this "
+                f"machine's, beyond the {MAX_CLOCK_SKEW.total_seconds() / 3600:.0f} h that certificates are backdated; "
+                "fix its time (NTP) before rotating."
+            )
+        if abs(skew) > CLOCK_WARNING.total_seconds():
+            self.report(Progress(session.name, "observe", "warning",
+                                 f"clock {abs(skew) / 60:.0f} min {'behind' if skew < 0 else 'ahead'}; "
+                                 "backdated certificates cover it, but check NTP"))
 
     # -- apply -------------------------------------------------------------------------
 

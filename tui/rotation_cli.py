@@ -32,7 +32,7 @@ def parse_now(text: str | None) -> dt.datetime | None:
 
 
 def print_progress(event: Progress) -> None:
-    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait"}.get(event.status, event.status)
+    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN"}.get(event.status, event.status)
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
 
 
