@@ -409,9 +409,28 @@ def _remove_quietly(sftp: paramiko.SFTPClient, path: str | None) -> None:
         pass
 
 
+def _fsync_dir_over_sftp(sftp: paramiko.SFTPClient, directory: str) -> bool:
+    """fsync a directory through OpenSSH's fsync@openssh.com extension: no remote shell needed.
+
+    A command over SSH starts the login shell, which on many hosts sources a heavy rc file
+    for every command; the SFTP channel is already open. sftp-server opens the directory
+    read-only (which Linux allows) and fsyncs that descriptor.
+    """
+    try:
+        with sftp.open(directory, "r") as handle:
+            sftp._request(CMD_EXTENDED, "fsync@openssh.com", handle.handle)
+        return True
+    except (OSError, paramiko.SSHException, EOFError):
+        return False
+
+
 def _sync_dirs(session: HostSession, directories: Iterable[str]) -> None:
-    """Make the renames durable; `sync -f` is coreutils ≥ 8.24, plain `sync` elsewhere."""
+    """Make the renames durable: over SFTP where the server allows, else `sync -f` (coreutils ≥ 8.24) or `sync`."""
     directories = sorted(set(directories))
+    if not directories:
+        return
+    sftp = session.sftp()
+    directories = [d for d in directories if not _fsync_dir_over_sftp(sftp, d)]
     if not directories:
         return
     command = "; ".join(f"sync -f {shlex.quote(d)} 2>/dev/null || sync" for d in directories)

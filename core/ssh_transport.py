@@ -577,6 +577,10 @@ class HostSession:
             self._is_root = result.ok and result.stdout.strip() == "0"
         return self._is_root
 
+    def note_login_uid(self, uid: int) -> None:
+        """Record the login's uid when a caller learned it anyway, saving `is_root` a command."""
+        self._is_root = uid == 0
+
     def run(self, command: str, *, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
         """Run `command` with the login shell; capture exit status, stdout and stderr.
 
