@@ -19,6 +19,7 @@ system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
 	  [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
 	  if [ -n "$$missing" ]; then \
