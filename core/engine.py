@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,9 @@ class Run:
         self.rid: str = self.rotation["id"]
         self.kind: str = self.rotation["kind"]
         self.plans: dict[str, list[str]] = {}
+        # Host steps run in threads; the record is one nested dict that `save` serialises,
+        # so every change to it and every save happen under this lock.
+        self.lock = threading.RLock()
         self.executor = Executor(pool, report, verify_timeout=state.inventory.cluster.verify_timeout_seconds)
 
     @property
@@ -131,16 +135,24 @@ class Run:
 
     def save(self) -> None:
         if not self.dry_run:
-            state_mod.save(self.state)
+            with self.lock:
+                state_mod.save(self.state)
 
     def record(self, action: str, **fields: str) -> None:
-        self.state.record(action, at=pki.utcnow(), **fields)
+        with self.lock:
+            self.state.record(action, at=pki.utcnow(), **fields)
 
     def node_record(self, name: str) -> dict[str, Any]:
-        return self.rotation.setdefault("nodes", {}).setdefault(name, {})
+        with self.lock:
+            return self.rotation.setdefault("nodes", {}).setdefault(name, {})
 
     def client_record(self, client: ClientConfig) -> dict[str, Any]:
-        return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+        with self.lock:
+            return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+
+    def update_record(self, record: dict[str, Any], **values: Any) -> None:
+        with self.lock:
+            record.update(values)
 
     def session(self, host: NodeConfig | ClientConfig) -> HostSession:
         if isinstance(host, ClientConfig):
@@ -181,7 +193,8 @@ class Run:
                 except CertRotateError as error:
                     failures.append(error)
                     self.report(Progress(name(host), step, "failed", str(error)))
-                    self.rotation["last_error"] = str(error)
+                    with self.lock:
+                        self.rotation["last_error"] = str(error)
                 self.save()
         if not failures:
             return
@@ -282,7 +295,7 @@ def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[by
                 f"{run.ws.relative(run.ws.bundle_path)} before going on."
             )
         if facts.served_fingerprint and "served_before" not in record and not run.dry_run:
-            record["served_before"] = facts.served_fingerprint
+            run.update_record(record, served_before=facts.served_fingerprint)
         actions = plan_bundle(node.name, node.certs_dir, facts, bundle_pem, reload=node.reload or _profile_reload(run),
                               sql_addr=node.sql_addr, checks=checks, backup_id=f"{run.rid}.{step}",
                               verified=record.get(step) == DONE)
@@ -290,7 +303,7 @@ def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[by
         run.execute(node.name, session, actions, step)
         if not run.dry_run:
             if record.get(step) != DONE or record.get(f"{step}_bundle_sha256") != wanted_sha:
-                record.update({step: DONE, f"{step}_at": pki.utcnow(), f"{step}_bundle_sha256": wanted_sha})
+                run.update_record(record, **{step: DONE, f"{step}_at": pki.utcnow(), f"{step}_bundle_sha256": wanted_sha})
             run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
 
     run.in_parallel(step, list(run.inventory.nodes), node_work, lambda n: n.name)
