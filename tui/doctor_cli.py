@@ -1,0 +1,74 @@
+"""`certrotate doctor`: diagnose a node or a client's certs dir, or explain a client's TLS error.
+
+    certrotate doctor NODE [--state PATH] [--user USER]
+    certrotate doctor --certs-dir DIR --user USER --host HOST:PORT [--ca-key FILE]
+    certrotate doctor --explain "SSL error: tlsv1 alert unknown ca"
+
+One line per finding (OK, WARN, FAIL, SKIP); exit 0 all fine, 1 a warning, 2 a failure,
+like `certrotate check`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core import doctor, pki, remote_files
+from core import state as state_mod
+from core.errors import BadInput
+from core.ssh_transport import SshPool
+
+
+def _explain(text: str) -> int:
+    explanation = doctor.explain(text)
+    print(f"cause: {explanation.cause}")
+    print(f"fix:   {explanation.fix}")
+    return 0 if explanation is not doctor.UNKNOWN else 1
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    if args.explain is not None:
+        return _explain(args.explain)
+    now = pki.utcnow()
+    if args.certs_dir:
+        if args.node:
+            raise BadInput("Give either a node name or --certs-dir, not both.")
+        if not args.host and not args.user:
+            raise BadInput("With --certs-dir, give --host HOST:PORT (the node the client connects to) and/or --user USER.")
+        findings = doctor.doctor_certs_dir(
+            Path(args.certs_dir), args.user, args.host, now=now, warn_days=args.warn_days,
+            ca_key=Path(args.ca_key) if args.ca_key else None,
+        )
+    else:
+        if not args.node:
+            raise BadInput("Name a node of the state file (certrotate doctor NODE), or give --certs-dir DIR.")
+        state = state_mod.load(Path(args.state))
+        node = state.inventory.node(args.node)
+        cluster = state.inventory.cluster
+        with SshPool() as pool:
+            def read_remote(target, path: str) -> bytes:
+                return remote_files.read_file(pool.session(target, state.base_dir), path)
+
+            findings = doctor.doctor_node(
+                node, state.base_dir, cluster.local_certs_dir, cluster.ca_key, now=now, warn_days=args.warn_days,
+                user=args.user, read_remote=None if args.no_ssh else read_remote,
+            )
+    for finding in findings:
+        print(finding.line)
+    return doctor.exit_code(findings)
+
+
+def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "doctor", parents=[state_parent],
+        help="diagnose a node or a client's certs dir (exit 0 ok, 1 warning, 2 failure), or explain a TLS error",
+    )
+    parser.add_argument("node", nargs="?", help="a node of the state file")
+    parser.add_argument("--certs-dir", help="a client's certs dir (ca.crt, client.<user>.crt/.key) instead of a node")
+    parser.add_argument("--user", help="also check client.<user>.crt/.key (in --certs-dir, or the local certs dir)")
+    parser.add_argument("--host", help="HOST:PORT the client connects to (with --certs-dir)")
+    parser.add_argument("--ca-key", help="with --certs-dir: the CA key, to check that the node trusts that CA")
+    parser.add_argument("--warn-days", type=int, default=doctor.DEFAULT_WARN_DAYS, help="warn on expiry within N days")
+    parser.add_argument("--no-ssh", action="store_true", help="do not read node.crt over SSH")
+    parser.add_argument("--explain", metavar="ERROR", help="explain a client's TLS error message: cause and fix")
+    parser.set_defaults(handler=_doctor)
