@@ -78,7 +78,14 @@ def parse_certificates(data: bytes, source: str) -> list[BundleEntry]:
             raise BadInput(f"{source} entry {index} is a {label}, not a certificate.")
         try:
             certificate = x509.load_pem_x509_certificate(block)
-        except ValueError:
+            # cryptography parses the subject and extensions lazily, and a damaged one raises
+            # ValueError, InvalidVersion, DuplicateExtension or even KeyError (unknown string
+            # tag) — later, mid-rotation, as a traceback. Touch them here, where any failure
+            # of the parser on these bytes means the same thing: not a parsable certificate.
+            certificate.extensions  # noqa: B018
+            certificate.subject.rfc4514_string()
+            certificate.issuer.rfc4514_string()
+        except Exception:
             raise BadInput(f"{source} entry {index} is not a parsable certificate.") from None
         entries.append(BundleEntry(block, certificate))
     return entries
