@@ -35,7 +35,7 @@ from core.certs_dir import CA_CERT, NODE_CERT, client_cert_name, client_key_name
 from core.errors import BadInput, CertRotateError
 from core.inventory import NodeConfig, resolve_local
 from core.keys import key_matches_certificate, load_private_key
-from core.pki import san_strings, sha256_fingerprint
+from core.pki import Issued, san_strings, sha256_fingerprint
 from core.preflight import check_chain
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
@@ -283,6 +283,32 @@ def check_trust(address: str, ca_bundle: Path, ca_key: Path | None, *, timeout: 
     return Finding(OK if result.trusted else FAIL, "client-ca", result.detail)
 
 
+def check_client_accepted(address: str, certs_dir: Path, user: str, *, timeout: float = 10.0) -> Finding | None:
+    """Present client.<user>.crt/.key to the node in a real handshake: is it accepted?
+
+    No CA key needed: the client's own certificate and key are what a client presents.
+    None when the files are unusable (check_client_files already says why).
+    """
+    cert_path, key_path = certs_dir / client_cert_name(user), certs_dir / client_key_name(user)
+    try:
+        certificate = parse_certificates(cert_path.read_bytes(), str(cert_path))[0].certificate
+        key = load_private_key(key_path.read_bytes(), str(key_path))
+    except (OSError, BadInput):
+        return None
+    if not key_matches_certificate(key, certificate.public_key()):
+        return None
+    client = Issued(certificate, key)
+    try:
+        # probe_trust names the CA from its `ca` argument only; with `client` given it signs nothing.
+        result = probes.probe_trust(address, client, client=client, user=user, timeout=timeout)
+    except CertRotateError as error:
+        return Finding(WARN, "client-accepted", f"could not tell whether {address} accepts {cert_path.name}: {error}")
+    if result.trusted:
+        return Finding(OK, "client-accepted", f"{address} accepts {cert_path.name} in the TLS handshake.")
+    reason = result.detail.rsplit("(", 1)[-1].rstrip(").") if "(" in result.detail else result.detail
+    return Finding(FAIL, "client-accepted", f"{address} rejects {cert_path.name} ({reason}).")
+
+
 def check_client_files(certs_dir: Path, user: str, now: dt.datetime, warn_days: int) -> list[Finding]:
     """client.<user>.crt/.key: present, a key pair, key permissions, expiry, chain to the local CAs."""
     cert_path, key_path = certs_dir / client_cert_name(user), certs_dir / client_key_name(user)
@@ -348,6 +374,9 @@ def doctor_certs_dir(
             host, trusted, now, warn_days, names=[name], bundle_label=str(bundle_path), timeout=timeout
         )
         findings += served_findings
+        if served is not None and user:
+            accepted = check_client_accepted(host, certs_dir, user)
+            findings += [accepted] if accepted else []
         if served is not None and ca_key is not None:
             findings.append(check_trust(host, bundle_path, ca_key))
     return findings
@@ -393,5 +422,8 @@ def doctor_node(
             findings.append(check_on_disk(served, read_remote(node, remote_path), remote_path))
         except CertRotateError as error:
             findings.append(Finding(WARN, "on-disk", f"cannot read {remote_path} on {node.name}: {error}"))
+    if user:
+        accepted = check_client_accepted(node.sql_addr, local, user)
+        findings += [accepted] if accepted else []
     findings.append(check_trust(node.sql_addr, bundle_path, resolve_local(ca_key, base_dir)))
     return findings

@@ -124,7 +124,7 @@ def test_healthy_node_is_all_ok(lab_factory, capsys):
     code, out = _run(capsys, "doctor", "n1", "--state", str(lab.state_path), "--user", "root")
     assert code == 0, out
     assert "FAIL" not in out and "WARN" not in out
-    for check in ("chain:", "hostname:", "on-disk:", "client-ca:", "client-key:", "permissions:"):
+    for check in ("chain:", "hostname:", "on-disk:", "client-ca:", "client-key:", "permissions:", "client-accepted:"):
         assert f"OK   {check}" in out
 
 
@@ -190,6 +190,17 @@ def test_client_dir_whose_bundle_lacks_the_node_ca_fails_the_chain_check(lab_fac
     code, out = _run(capsys, "doctor", "--certs-dir", str(certs), "--user", "root", "--host", node.sql_addr)
     assert code == 2
     assert f"FAIL chain: the certificate served on {node.sql_addr} does not chain" in out
+
+
+def test_client_certificate_the_node_does_not_trust_fails_the_handshake_check(lab_factory, capsys):
+    lab = lab_factory(1, clients=("root",))
+    node = lab.nodes[0]
+    foreign_ca = pki.issue_ca(common_name="Foreign CA")
+    certs = _client_dir(lab.workdir / "foreign-client", bundle=lab.ca.cert_pem + foreign_ca.cert_pem,
+                        client=pki.issue_client(foreign_ca, "root"))
+    code, out = _run(capsys, "doctor", "--certs-dir", str(certs), "--user", "root", "--host", node.sql_addr)
+    assert code == 2
+    assert f"FAIL client-accepted: {node.sql_addr} rejects client.root.crt (unknown CA)." in out
 
 
 def test_client_key_readable_by_others_fails_the_permission_check(tmp_path, capsys):
