@@ -26,6 +26,7 @@ class CertOptions:
     lifetime: dt.timedelta | None = None
     overwrite: bool = False
     ca_key_passphrase: bytes | None = None
+    ocsp_url: str | None = None  # AIA OCSP responder written into node and client certificates
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def create_ca(options: CertOptions, *, allow_ca_key_reuse: bool = False, client:
 
 def create_node(options: CertOptions, hosts: list[str], *, now: dt.datetime | None = None) -> list[Path]:
     ca = load_ca(options.certs_dir / certs_dir.CA_CERT, options.ca_key, options.ca_key_passphrase)
-    issued = pki.issue_node(ca, hosts, key_type=options.key_type, lifetime=options.lifetime or pki.LEAF_LIFETIME, now=now)
+    issued = pki.issue_node(ca, hosts, key_type=options.key_type, lifetime=options.lifetime or pki.LEAF_LIFETIME, now=now,
+                             ocsp_url=options.ocsp_url)
     return _write_all(
         [
             PlannedFile(options.certs_dir / certs_dir.NODE_KEY, issued.key_pem(), True),
@@ -125,7 +127,8 @@ def client_signing_ca_path(directory: Path) -> Path:
 def create_client(options: CertOptions, user: str, *, pkcs8: bool = False, now: dt.datetime | None = None) -> list[Path]:
     pki.check_user_name(user)
     ca = load_ca(client_signing_ca_path(options.certs_dir), options.ca_key, options.ca_key_passphrase)
-    issued = pki.issue_client(ca, user, key_type=options.key_type, lifetime=options.lifetime or pki.LEAF_LIFETIME, now=now)
+    issued = pki.issue_client(ca, user, key_type=options.key_type, lifetime=options.lifetime or pki.LEAF_LIFETIME, now=now,
+                              ocsp_url=options.ocsp_url)
     key_path = options.certs_dir / certs_dir.client_key_name(user)
     planned = [PlannedFile(key_path, issued.key_pem(), True)]
     if pkcs8:

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.errors import BadInput
 from core.keys import KEY_TYPES, check_key_type
@@ -42,6 +43,7 @@ class ClusterConfig:
     node_lifetime_days: int = 1830
     client_lifetime_days: int = 1830
     verify_timeout_seconds: int = 15  # how long a node may take to serve its new files after a reload
+    ocsp_url: str | None = None  # written into issued leaves (AIA OCSP) for security.ocsp.mode
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,23 @@ class _Reader:
                 self.fail(key, "is not a known field (a typo?)")
 
 
+def ocsp_url_problem(url: str) -> str | None:
+    """Why `url` cannot be an OCSP responder URL (an http:// or https:// URL), or None."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"{url!r} is not an http:// or https:// URL"
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        return f"{url!r} contains white space or control characters"
+    return None
+
+
+def check_ocsp_url(url: str) -> str:
+    problem = ocsp_url_problem(url)
+    if problem:
+        raise BadInput(f"The OCSP URL {problem}.")
+    return url
+
+
 def _names(cls: type) -> set[str]:
     return {f.name for f in fields(cls)}
 
@@ -200,7 +219,10 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         node_lifetime_days=c.get("node_lifetime_days", int, 1830),
         client_lifetime_days=c.get("client_lifetime_days", int, 1830),
         verify_timeout_seconds=c.get("verify_timeout_seconds", int, 15),
+        ocsp_url=c.get("ocsp_url", str, None),
     )
+    if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
+        c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
     check_key_type(cluster.key_type)
     for key in ("leaf_delay_days", "ca_lifetime_days", "node_lifetime_days", "client_lifetime_days", "verify_timeout_seconds"):
         if getattr(cluster, key) < (0 if key == "leaf_delay_days" else 1):

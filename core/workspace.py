@@ -132,7 +132,7 @@ def ensure_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, node: Node
     addresses = list(node.addresses) or [node.ssh_host]
     issued = pki.issue_node(
         ca, addresses, key_type=ws.cluster.key_type, now=now,
-        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now),
+        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)
 
@@ -146,7 +146,7 @@ def ensure_client_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, user: st
         return staged
     issued = pki.issue_client(
         ca, user, key_type=ws.cluster.key_type, now=now,
-        lifetime=_leaf_lifetime(ca, ws.cluster.client_lifetime_days, now),
+        lifetime=_leaf_lifetime(ca, ws.cluster.client_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from core import cert_commands, certs_dir, pki
 from core.durations import format_hours, parse_go_duration
 from core.files import read_bytes
+from core.inventory import check_ocsp_url
 from core.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
 
 DEFAULT_WARN_DAYS = 30
@@ -41,6 +42,7 @@ def _options(args: argparse.Namespace) -> cert_commands.CertOptions:
         lifetime=parse_go_duration(args.lifetime),
         overwrite=args.overwrite,
         ca_key_passphrase=passphrase,
+        ocsp_url=check_ocsp_url(args.ocsp_url) if getattr(args, "ocsp_url", None) else None,
     )
 
 
@@ -107,11 +109,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create_node = commands.add_parser("create-node", help="create node.crt/node.key for the given hosts")
     _common_flags(create_node, lifetime=pki.LEAF_LIFETIME)
     create_node.add_argument("hosts", nargs="+", help="DNS names and IP addresses of the node")
+    create_node.add_argument("--ocsp-url", help="OCSP responder URL written into the certificate (AIA)")
     create_node.set_defaults(handler=_create_node)
 
     create_client = commands.add_parser("create-client", help="create client.<user>.crt/.key")
     _common_flags(create_client, lifetime=pki.LEAF_LIFETIME)
     create_client.add_argument("user", help="SQL user name (certificate CN)")
+    create_client.add_argument("--ocsp-url", help="OCSP responder URL written into the certificate (AIA)")
     create_client.add_argument(
         "--also-generate-pkcs8-key", action="store_true", help="also write client.<user>.key.pk8 (DER PKCS#8)"
     )
