@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
-from tui import cert_cli, doctor_cli, rotation_cli
+from tui import cert_cli, cloud_cli, doctor_cli, rotation_cli
 
 DEFAULT_STATE = "certrotate.toml"
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotation_cli.register(subparsers, state_parent)
     cert_cli.register(subparsers)
     doctor_cli.register(subparsers, state_parent)
+    cloud_cli.register(subparsers)
     demo = subparsers.add_parser("demo", help="rehearsal cluster on loopback, with the wizard opened on it")
     demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
     demo.set_defaults(handler=_demo)
