@@ -86,9 +86,9 @@ _UNTRUSTED_SERVER = Explanation(
 # Checked in order: the server's alerts about *our* certificate come before the client's
 # own verification errors, because "alert certificate expired" also contains "certificate expired".
 _PATTERNS: tuple[tuple[re.Pattern[str], Explanation], ...] = (
-    (re.compile(r"alert unknown ca|unknown ca\b", re.I), _UNKNOWN_CA_CLIENT),
+    (re.compile(r"alert unknown ca|unknown ca\b|tls: unknown certificate authority", re.I), _UNKNOWN_CA_CLIENT),
     (
-        re.compile(r"alert certificate expired", re.I),
+        re.compile(r"alert certificate expired|tls: expired certificate", re.I),
         Explanation(
             "The server refused your client certificate because it has expired (or the server's clock "
             "is ahead of its notBefore/notAfter window).",

@@ -104,6 +104,8 @@ def test_host_name_not_in_the_sans_is_explained_as_a_name_mismatch(lab_factory):
         ("SSL SYSCALL error: EOF detected", "closed in the middle of the TLS handshake"),
         ("SSL error: certificate verify failed", "does not trust the CA that signed the server's"),
         ("SSL error: tlsv1 alert unknown ca", "does not trust the CA that signed your client"),
+        ("remote error: tls: unknown certificate authority", "does not trust the CA that signed your client"),
+        ("remote error: tls: expired certificate", "refused your client certificate because it has expired"),
     ],
 )
 def test_explain_names_the_cause_of_each_common_client_error(message, cause_words):

@@ -73,3 +73,17 @@ def test_rotation_leaves_carry_the_cluster_ocsp_url(tmp_path):
     client_leaf = ensure_client_leaf(ws, "r1", ca, "app", now=pki.utcnow())
     assert f"OCSP - URI:{OCSP}" in _openssl_text(node_leaf.cert_pem)
     assert f"OCSP - URI:{OCSP}" in _openssl_text(client_leaf.cert_pem)
+
+
+def test_node_rotation_with_cluster_ocsp_url_serves_a_certificate_naming_the_responder(lab_factory):
+    from cryptography import x509
+
+    from tests.rotation_support import certrotate, edit_inventory, served
+
+    lab = lab_factory(1, clients=("root",))
+    edit_inventory(lab, lambda data: data["cluster"].update(ocsp_url=OCSP))
+    assert certrotate(lab, "start", "nodes").returncode == 0
+    result = certrotate(lab, "advance", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    aia = served(lab, lab.nodes[0]).extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [d.access_location.value for d in aia] == [OCSP]
