@@ -148,6 +148,22 @@ def test_node_with_a_new_node_crt_not_yet_reloaded_shows_reload_pending(lab_fact
     assert "WARN on-disk: served ≠ on disk: reload pending" in out
 
 
+def test_node_unreachable_over_ssh_still_gets_its_network_checks_and_a_warning(lab_factory, capsys):
+    lab = lab_factory(1, clients=("root",))
+    lab.nodes[0].stop_sshd()
+    code, out = _run(capsys, "doctor", "n1", "--state", str(lab.state_path))
+    assert code == 1
+    assert "OK   chain:" in out
+    assert "WARN on-disk: cannot read " in out and "node.crt on n1" in out
+
+
+def test_unknown_node_name_is_bad_input(lab_factory, capsys):
+    lab = lab_factory(1, clients=("root",))
+    code = main(["doctor", "n9", "--state", str(lab.state_path)])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "certrotate: No node named 'n9' in the inventory."
+
+
 def test_node_certificate_from_another_ca_fails_the_chain_check(lab_factory, capsys):
     lab = lab_factory(1, clients=("root",))
     node = lab.nodes[0]

@@ -5,7 +5,8 @@
     certrotate doctor --explain "SSL error: tlsv1 alert unknown ca"
 
 One line per finding (OK, WARN, FAIL, SKIP); exit 0 all fine, 1 a warning, 2 a failure,
-like `certrotate check`.
+like `certrotate check`. `--explain` prints the cause and the fix; it exits 1 when it does
+not recognise the error.
 """
 
 from __future__ import annotations
