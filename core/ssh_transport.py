@@ -43,6 +43,11 @@ from core.known_hosts import (
 )
 
 log = logging.getLogger("certrotate.ssh")
+# paramiko's transport thread logs a failed handshake (say, no banner) with its traceback at
+# ERROR; with no handler anywhere, Python's last-resort handler would print it on stderr
+# beside our one sentence (and over the wizard's screen). Applications that configure
+# logging still receive these records: a NullHandler does not stop propagation.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 DEFAULT_SSH_CONFIG = Path("~/.ssh/config")
 DEFAULT_IDENTITY_FILES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")

@@ -153,7 +153,12 @@ def ensure_client_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, user: st
 
 def _leaf_lifetime(ca: pki.Issued, days: int, now: dt.datetime) -> dt.timedelta:
     """The configured lifetime, cut to the CA's remaining life: a leaf never outlives its CA."""
-    remaining = ca.certificate.not_valid_after_utc - now - dt.timedelta(minutes=1)
+    ca_end = ca.certificate.not_valid_after_utc
+    remaining = ca_end - now - dt.timedelta(minutes=1)
+    if remaining <= dt.timedelta(0):
+        # Said here: past this point the clipped lifetime is only "not positive", which hides why.
+        raise BadInput(f"The CA that would sign the new certificates expired on {ca_end:%Y-%m-%d %H:%M} UTC; "
+                       "rotate the CA (certrotate start ca) instead.")
     return min(dt.timedelta(days=days), remaining)
 
 
