@@ -3,29 +3,34 @@
 Each row is a test that fails if the behaviour regresses. Rows covered elsewhere are
 listed so the matrix is whole; they are not repeated here.
 
-| # | fault                                                   | test                                                                      |
-|---|---------------------------------------------------------|---------------------------------------------------------------------------|
-| 1 | permission denied on one node's certs dir (advance)     | test_permission_denied_on_one_certs_dir_names_it_and_finishes_once_fixed  |
-| 2 | no process to SIGHUP (database stopped at trust)        | test_stopped_database_is_no_process_to_signal_and_finishes_once_started   |
-| 3 | host accepts TCP and never answers (hang)                | test_hanging_host_fails_within_the_deadline_naming_it                     |
-| 4 | state file damage at the CLI (bit flips, empty, BOM,   | test_reliability_state.py: test_damaged_state_file_at_the_cli_...,        |
-|   | bad UTF-8, truncation)                                  |   test_every_single_bit_flip_in_the_record_is_refused                     |
-| 5 | bad inputs refused before any upload: non-CA in ca.crt, | test_non_ca_in_local_bundle_is_refused_before_any_upload,                 |
-|   | expired only CA, CA key of another CA                   |   test_expired_ca_is_refused_for_start_nodes, test_ca_key_of_another_...  |
-| 6 | changed host key during a non-interactive advance       | test_changed_host_key_is_a_hard_stop_without_a_prompt                     |
-| 7 | load∘dump identity; PEM split/join keeps bytes          | test_reliability_state.py: test_load_of_dump_is_the_identity;             |
-|   |                                                         |   test_bundle.py: test_split_then_join_keeps_every_byte (existing)        |
-| 8 | fuzz of parse_state / parse_bundle (atheris, ~5 s each) | test_reliability_fuzz.py (found a bug: damaged certificate fields were a  |
-|   |                                                         |   traceback; fixed in core/bundle.py, regression test there)              |
-| 9 | secret hygiene after a full CA rotation                 | test_no_private_key_material_leaks_and_key_files_are_0600                 |
-|10 | soak: 12 nodes, continuous client                       | test_reliability_soak.py                                                  |
-| - | clock skew: warning (minutes), refusal (beyond 23 h)    | test_skewed_node_clock_warns_then_refuses_beyond_the_backdating           |
-| - | SIGKILL at every save / mid-upload                      | test_engine_failures.py (existing)                                        |
-| - | host down before trust; node keeping its old cert;      | test_engine_failures.py (existing)                                        |
-|   | two processes on one state (exit 3)                     |                                                                           |
-| - | every prefix of a written state file refused            | test_state.py (existing)                                                  |
-| - | full disk / permission denied / changed host key /      | test_ssh_transport.py (existing, transport level)                         |
-|   | silent host at the transport level                      |                                                                           |
+| # | fault                                                  | test (observed on the lab, 2 cores)                                  |
+|---|--------------------------------------------------------|----------------------------------------------------------------------|
+| 1 | permission denied on one node's certs dir (login user  | test_permission_denied_on_one_certs_dir_names_it_and_finishes_once_  |
+|   | postgres, dir chmod 0555) during `advance`             | fixed: exit 1 naming n2, n2 byte-identical, n1/n3 done; then exit 0  |
+| 2 | database stopped at the trust step                     | test_stopped_database_is_no_process_to_signal_and_finishes_once_     |
+|   |                                                        | started: exit 1 "no process to signal"; restarted: exit 0, wait      |
+| 3 | ssh_port answered by a socket that never speaks        | test_hanging_host_fails_within_the_deadline_naming_it: exit 1 after  |
+|   |                                                        | ~10.5 s (the 10 s banner timeout), naming n2                         |
+| 4 | damaged state file at the CLI: bit flips in the record,| test_reliability_state.py::test_damaged_state_file_at_the_cli_is_    |
+|   | empty, BOM, bad UTF-8, truncations                     | exit_2_one_sentence_and_untouched, ::test_every_single_bit_flip_in_  |
+|   |                                                        | the_record_is_refused (in-process, every byte of the record)         |
+| 5 | non-CA in the local ca.crt; expired only CA for        | test_non_ca_in_local_bundle_is_refused_before_any_upload,            |
+|   | `start nodes`; ca_key of another CA                    | test_expired_ca_is_refused_for_start_nodes, test_ca_key_of_another_  |
+|   |                                                        | ca_is_refused_for_start_nodes: exit 2, every node file unchanged     |
+| 6 | changed host key, non-interactive `advance`            | test_changed_host_key_is_a_hard_stop_without_a_prompt                |
+| 7 | load∘dump identity; PEM split/join keeps bytes         | test_reliability_state.py::test_load_of_dump_is_the_identity;        |
+|   |                                                        | test_bundle.py::test_split_then_join_keeps_every_byte (existing)     |
+| 8 | fuzz of parse_state / parse_bundle (atheris, 5 s each) | test_reliability_fuzz.py (it found damaged certificate fields raising|
+|   |                                                        | past the parser; fixed in core/bundle.py, regression test there)     |
+| 9 | secret hygiene after a full CA rotation                | test_no_private_key_material_leaks_and_key_files_are_0600            |
+|10 | soak: 12 nodes, continuous verify-full client          | test_reliability_soak.py (~20 s; stays in make test)                 |
+| - | node clock 30 min behind (warning), 24 h behind        | test_skewed_node_clock_warns_then_refuses_beyond_the_backdating      |
+|   | (refusal): a fake `date` first on PATH via sshd SetEnv |                                                                      |
+| - | SIGKILL at every save / mid-upload; host down before   | test_engine_failures.py (existing)                                   |
+|   | trust; node keeping its old cert; two processes (exit 3)|                                                                     |
+| - | every prefix of a written state file refused           | test_state.py (existing)                                             |
+| - | full disk / permission denied / changed host key /     | test_ssh_transport.py (existing, transport level)                    |
+|   | silent host at the transport level                     |                                                                      |
 
 Not covered: a full remote disk at the engine level (the lab's certs dirs are plain
 directories; a per-node tmpfs needs a mount per node — the transport-level test covers the

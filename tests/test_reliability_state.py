@@ -111,7 +111,7 @@ def test_damaged_state_file_at_the_cli_is_exit_2_one_sentence_and_untouched(refe
     for name, content in damaged_variants(reference).items():
         path = tmp_path / f"{name}.toml"
         path.write_bytes(content)
-        for command in (["status"], ["status", "--json"], ["advance", "--yes"]):
+        for command in (["status", "--json"], ["advance", "--yes"]):
             result = run_cli(*command, "--state", str(path))
             where = f"{name} {' '.join(command)}"
             assert result.returncode == 2, f"{where}: exit {result.returncode}: {result.stderr}{result.stdout}"
