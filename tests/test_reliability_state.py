@@ -165,7 +165,7 @@ VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
 RECORDS = st.dictionaries(TEXT, VALUES, max_size=6)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(inventory=inventories(), rotation=RECORDS, history=st.lists(RECORDS, max_size=3),
        journal=st.lists(RECORDS, max_size=4))
 def test_load_of_dump_is_the_identity(inventory, rotation, history, journal):
