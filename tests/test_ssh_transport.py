@@ -12,6 +12,7 @@ import hashlib
 import os
 import shutil
 import socket
+import signal
 import subprocess
 import threading
 import time
@@ -542,7 +543,9 @@ def test_reload_of_a_process_that_is_not_running_is_one_sentence(session):
 
 
 def test_reload_of_a_running_process_returns_its_result(session, certs):
-    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    # SIGHUP's default action, even when the test run inherited it ignored (nohup, some CI runners)
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         result = session.reload(f"kill -HUP {sleeper.pid}")
         assert result.ok and result.exit_status == 0
