@@ -126,3 +126,18 @@ class LiveClient:
         self._stop.set()
         self._thread.join(30)
         shutil.rmtree(self._private, ignore_errors=True)
+
+
+def lab_with_restarting_client(lab_factory, nodes: int) -> tuple[Lab, Path]:
+    """A lab whose `app` client is delivered over SSH and "restarts" by touching a marker file
+    that LiveClient watches; verification is kept short so failures show quickly."""
+    lab = lab_factory(nodes, ssh_clients=("app",))
+    marker = lab.client_host("app").certs_dir / "restarted"
+
+    def add_restart(data):
+        for client in data["clients"]:
+            if client["user"] == "app":
+                client["restart"] = f"touch {marker}"
+        data["cluster"]["verify_timeout_seconds"] = 5
+    edit_inventory(lab, add_restart)
+    return lab, marker

@@ -5,23 +5,15 @@ import json
 import pytest
 
 from core.pki import sha256_fingerprint
-from tests.rotation_support import FUTURE, LiveClient, certrotate, certs_in, edit_inventory, node_files, served
+from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
+                                     served)
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture
 def cluster(lab_factory):
-    lab = lab_factory(3, ssh_clients=("app",))
-    marker = lab.client_host("app").certs_dir / "restarted"
-
-    def add_restart(data):
-        for client in data["clients"]:
-            if client["user"] == "app":
-                client["restart"] = f"touch {marker}"
-        data["cluster"]["verify_timeout_seconds"] = 5
-    edit_inventory(lab, add_restart)
-    return lab, marker
+    return lab_with_restarting_client(lab_factory, 3)
 
 
 def test_full_ca_rotation_with_zero_failed_connections(cluster):

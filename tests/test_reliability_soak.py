@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.rotation_support import FUTURE, LiveClient, certrotate, certs_in, edit_inventory
+from tests.rotation_support import FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client
 
 pytestmark = [pytest.mark.lab, pytest.mark.reliability, pytest.mark.soak]
 
@@ -18,15 +18,7 @@ NODES = 12
 
 def test_ca_rotation_on_12_nodes_with_zero_failed_connections(lab_factory):
     started_lab = time.monotonic()
-    lab = lab_factory(NODES, ssh_clients=("app",))
-    marker = lab.client_host("app").certs_dir / "restarted"
-
-    def add_restart(data):
-        for client in data["clients"]:
-            if client["user"] == "app":
-                client["restart"] = f"touch {marker}"
-        data["cluster"]["verify_timeout_seconds"] = 5
-    edit_inventory(lab, add_restart)
+    lab, marker = lab_with_restarting_client(lab_factory, NODES)
     lab_seconds = time.monotonic() - started_lab
 
     client_dir = lab.client_host("app").certs_dir
