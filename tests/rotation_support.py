@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ import psycopg
 import tomli_w
 from cryptography import x509
 
+from core import state as state_mod
 from core.lab.cluster import Lab
 
 CERTROTATE = [sys.executable, "-m", "tui"]
@@ -141,3 +143,11 @@ def lab_with_restarting_client(lab_factory, nodes: int) -> tuple[Lab, Path]:
         data["cluster"]["verify_timeout_seconds"] = 5
     edit_inventory(lab, add_restart)
     return lab, marker
+
+
+def set_node_reload(lab: Lab, node: str, command: str) -> None:
+    """Change one node's reload command in the state file, as an operator with an editor would."""
+    state = state_mod.load(lab.state_path)
+    nodes = tuple(dataclasses.replace(n, reload=command) if n.name == node else n for n in state.inventory.nodes)
+    state.inventory = dataclasses.replace(state.inventory, nodes=nodes)
+    state_mod.save(state)

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from core.pki import sha256_fingerprint
-from tests.rotation_support import CERTROTATE, FUTURE, certrotate, certs_in, edit_inventory, node_files, served
+from tests.rotation_support import (CERTROTATE, FUTURE, certrotate, certs_in, edit_inventory, node_files, served,
+                                     set_node_reload)
 
 pytestmark = pytest.mark.lab
 
@@ -53,14 +54,6 @@ def test_unreachable_node_fails_naming_it_and_finishes_once_back(lab3):
     assert certs_in(down.certs_dir / "ca.crt")[0] == new_ca
 
 
-def break_reload(name):
-    def change(data):
-        for node in data["nodes"]:
-            if node["name"] == name:
-                node["reload"] = "true"  # exits 0 but signals nothing: the node keeps its old certificate
-    return change
-
-
 def test_node_that_keeps_its_old_certificate_is_restored_and_the_rotation_stops(lab3):
     lab = lab3
     n2 = lab.node("n2")
@@ -68,7 +61,7 @@ def test_node_that_keeps_its_old_certificate_is_restored_and_the_rotation_stops(
     assert certrotate(lab, "start", "ca").returncode == 0
     assert certrotate(lab, "advance").returncode == 0
     files_before_leaf = node_files(lab)["n2"]
-    edit_inventory_keep_record(lab, break_reload("n2"))
+    set_node_reload(lab, "n2", "true")  # exits 0 but signals nothing: n2 keeps its old certificate
     result = certrotate(lab, "advance", "--now", FUTURE, "--yes")
     assert result.returncode == 1
     assert "n2" in result.stderr and "restored" in result.stderr and "stopped" in result.stderr
@@ -80,22 +73,11 @@ def test_node_that_keeps_its_old_certificate_is_restored_and_the_rotation_stops(
     assert status["phase"] == "leaf" and status["nodes"]["n1"]["leaf"] == "done"
     assert status["nodes"]["n2"]["leaf"] == "failed" and "leaf" not in status["nodes"]["n3"]
     assert "n2" in status["last_error"]
-    edit_inventory_keep_record(lab, lambda data: [n.update(reload=lab.node(n["name"]).reload_command) for n in data["nodes"]])
+    for node in lab.nodes:
+        set_node_reload(lab, node.name, node.reload_command)
     done = certrotate(lab, "advance", "--now", FUTURE, "--yes")
     assert done.returncode == 0, done.stderr
     assert phase(lab)["phase"] == "idle"
-
-
-def edit_inventory_keep_record(lab, change):
-    """Edit the inventory of a state file certrotate has written: its record stays valid."""
-    from core import state as state_mod
-    from core.inventory import parse_inventory
-    import tomllib
-    state = state_mod.load(lab.state_path)
-    data = tomllib.loads(lab.state_path.read_text())
-    change(data)
-    state.inventory = parse_inventory(data, "", str(lab.state_path))
-    state_mod.save(state)
 
 
 def test_rollback_mid_rotation_restores_every_host(lab3):
@@ -107,10 +89,11 @@ def test_rollback_mid_rotation_restores_every_host(lab3):
     served_before = {n.name: sha256_fingerprint(served(lab, n)) for n in lab.nodes}
     assert certrotate(lab, "start", "ca").returncode == 0
     assert certrotate(lab, "advance").returncode == 0
-    edit_inventory_keep_record(lab, break_reload("n3"))
+    set_node_reload(lab, "n3", "true")
     assert certrotate(lab, "advance", "--now", FUTURE, "--yes").returncode == 1  # n1, n2 rotated; n3 stopped
     assert sha256_fingerprint(served(lab, lab.node("n1"))) != served_before["n1"]
-    edit_inventory_keep_record(lab, lambda data: [n.update(reload=lab.node(n["name"]).reload_command) for n in data["nodes"]])
+    for node in lab.nodes:
+        set_node_reload(lab, node.name, node.reload_command)
 
     result = certrotate(lab, "rollback", "--yes")
     assert result.returncode == 0, result.stderr + result.stdout

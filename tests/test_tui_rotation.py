@@ -6,7 +6,8 @@ import pytest
 
 from core.probes import probe_sql
 from tests.rotation_support import certs_in
-from tests.tui_helpers import SIZE, back_home, confirm_all, demo_like_lab, home_ready, run_next_step, wait_for
+from tests.tui_helpers import (SIZE, back_home, confirm_all, demo_like_lab, home_ready, run_next_step,
+                               start_ca_rotation, wait_for)
 from tui.app import CertRotateApp
 from tui.widgets.host_progress import HostProgress
 from tui.widgets.host_table import HostTable
@@ -26,9 +27,7 @@ async def test_a_whole_ca_rotation_goes_from_start_to_idle(cluster):
     app = CertRotateApp(cluster.state_path, demo=True)
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
-        await pilot.press("s")
-        await pilot.click("#start-ca")
-        await wait_for(pilot, lambda: app.state.phase == "trust", "the rotation to start")
+        await start_ca_rotation(pilot)
         assert home.query_one(PhaseTimeline).current == "trust"
 
         run = await run_next_step(pilot)                          # trust
@@ -64,9 +63,7 @@ async def test_the_trust_step_shows_every_host_done_and_a_full_progress_bar(clus
     app = CertRotateApp(cluster.state_path)
     async with app.run_test(size=SIZE) as pilot:
         await home_ready(pilot)
-        await pilot.press("s")
-        await pilot.click("#start-ca")
-        await wait_for(pilot, lambda: app.state.phase == "trust", "the rotation to start")
+        await start_ca_rotation(pilot)
         run = await run_next_step(pilot)
         progress = run.query_one(HostProgress)
         assert progress.status == {"n1": "ok", "n2": "ok", "n3": "ok", "root": "ok", f"app@{cluster.client_host('app').address}": "ok"}
@@ -78,9 +75,7 @@ async def test_after_the_trust_step_every_node_holds_the_old_and_the_new_ca(clus
     app = CertRotateApp(cluster.state_path)
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
-        await pilot.press("s")
-        await pilot.click("#start-ca")
-        await wait_for(pilot, lambda: app.state.phase == "trust", "the rotation to start")
+        await start_ca_rotation(pilot)
         await run_next_step(pilot)
         before = home.refreshes
         home = await back_home(pilot)
@@ -120,9 +115,7 @@ async def test_quitting_in_the_middle_of_a_step_is_refused_until_it_finishes(clu
     app = CertRotateApp(cluster.state_path)
     async with app.run_test(size=SIZE) as pilot:
         await home_ready(pilot)
-        await pilot.press("s")
-        await pilot.click("#start-ca")
-        await wait_for(pilot, lambda: app.state.phase == "trust", "the rotation to start")
+        await start_ca_rotation(pilot)
         await pilot.press("n")
         run = await screen_shown(pilot, RunStepScreen, "the run screen")
         await pilot.press("q")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from typing import Callable
 
 from textual.pilot import Pilot
 
-from core import state as state_mod
 from core.lab.cluster import Lab
 from tests.rotation_support import certrotate, edit_inventory
 
@@ -56,6 +54,13 @@ async def home_ready(pilot: Pilot):
     return home
 
 
+async def start_ca_rotation(pilot: Pilot) -> None:
+    """From the home screen: s, pick "CA rotation", and wait until the rotation is in phase trust."""
+    await pilot.press("s")
+    await pilot.click("#start-ca")
+    await wait_for(pilot, lambda: pilot.app.state.phase == "trust", "the rotation to start")
+
+
 async def run_next_step(pilot: Pilot):
     """Press n on the home screen and wait until the run screen has finished."""
     from tui.screens.run_step import RunStepScreen
@@ -96,13 +101,6 @@ def cli_to_wait_phase(lab: Lab) -> None:
         result = certrotate(lab, *args)
         assert result.returncode == 0, result.stderr
 
-
-def set_node_reload(lab: Lab, node: str, command: str) -> None:
-    """Change one node's reload command in the state file, as an operator with an editor would."""
-    state = state_mod.load(lab.state_path)
-    nodes = tuple(dataclasses.replace(n, reload=command) if n.name == node else n for n in state.inventory.nodes)
-    state.inventory = dataclasses.replace(state.inventory, nodes=nodes)
-    state_mod.save(state)
 
 
 async def in_thread(function, *args):
