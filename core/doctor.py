@@ -35,7 +35,7 @@ from core.certs_dir import CA_CERT, NODE_CERT, client_cert_name, client_key_name
 from core.errors import BadInput, CertRotateError
 from core.inventory import NodeConfig, resolve_local
 from core.keys import key_matches_certificate, load_private_key
-from core.pki import Issued, san_strings, sha256_fingerprint
+from core.pki import Issued, sha256_fingerprint
 from core.preflight import check_chain
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"

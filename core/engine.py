@@ -36,7 +36,7 @@ from core.plans import PRIVATE, PUBLIC, HostFacts, TrustCheck, plan_bundle, plan
 from core.known_hosts import HostKeyChanged, UnknownHostKey
 from core.ssh_transport import HostSession, SshPool
 from core.state import State
-from core.workspace import LeafFiles, Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
+from core.workspace import Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
 
 KINDS = ("init", "ca", "nodes", "clients")
 PHASES = ("idle", "trust", "wait", "leaf", "retire")
@@ -678,8 +678,7 @@ def _rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None
             touched = True
             run.record("rollback: restored", host=name, detail=f"files from before the {step} step")
     if not touched:
-        report_detail = "nothing to restore"
-        run.report(Progress(name, "rollback", "skipped", report_detail))
+        run.report(Progress(name, "rollback", "skipped", "nothing to restore"))
         return
     if isinstance(host, ClientConfig):
         if host.restart:

@@ -103,7 +103,8 @@ def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None
     if not (cert_path.exists() and key_path.exists()):
         return None
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        cert_pem = cert_path.read_bytes()
+        cert = x509.load_pem_x509_certificate(cert_pem)
         key_pem = key_path.read_bytes()
         key = load_private_key(key_pem, str(key_path))
         cert.verify_directly_issued_by(ca.certificate)
@@ -111,7 +112,7 @@ def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None
         return None
     if not key_matches_certificate(key, cert.public_key()):
         return None
-    return LeafFiles(cert_path.read_bytes(), key_pem, pki.sha256_fingerprint(cert))
+    return LeafFiles(cert_pem, key_pem, pki.sha256_fingerprint(cert))
 
 
 def _write_leaf(cert_path: Path, key_path: Path, issued: pki.Issued, dry_run: bool) -> LeafFiles:

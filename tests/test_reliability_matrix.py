@@ -55,7 +55,7 @@ import pytest
 
 from core import pki
 from core.lab.sshd import generate_ed25519_key
-from tests.rotation_support import CERTROTATE, FUTURE, LiveClient, certrotate, certs_in, edit_inventory, node_files
+from tests.rotation_support import CERTROTATE, FUTURE, certrotate, certs_in, edit_inventory, node_files
 
 pytestmark = [pytest.mark.lab, pytest.mark.reliability]
 

@@ -3,8 +3,6 @@
 import datetime as dt
 import multiprocessing
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui_helpers import SIZE, screen_shown, home_ready, wait_for
+from tests.tui_helpers import SIZE, home_ready, screen_shown
 from tui.app import CertRotateApp
 from tui.screens.host_key import HostKeyScreen
 from tui.widgets.host_table import HostTable

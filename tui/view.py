@@ -157,8 +157,8 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                             "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
                             "has them and was restarted.", items=tuple(pending), last_error=error)
         return NextStep("run", "Run the leaf step",
-                        f"Issue new node certificates from the new CA and roll them out node by node (canary "
-                        f"first), each verified by the certificate it serves; then new client certificates.",
+                        "Issue new node certificates from the new CA and roll them out node by node (canary "
+                        "first), each verified by the certificate it serves; then new client certificates.",
                         last_error=error)
     if phase == "leaf":
         pending = pending_confirmations(state, "leaf_confirmed")
