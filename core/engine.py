@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core import bundle, files, pki, remote_files
+from core import bundle, files, pki, regions, remote_files
 from core import state as state_mod
 from core.actions import Action, ExportFiles, FileContent, RunCommand, WriteFiles, describe_plan
 from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
@@ -279,7 +279,8 @@ def _bundles(run: Run) -> tuple[bytes, bundle.Bundle, pki.Issued]:
 
 
 def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[bytes], checks: list[TrustCheck]) -> None:
-    """Put `bundle_pem` on every node in parallel, reload, verify; then deliver it to every client."""
+    """Put `bundle_pem` on every node (region by region, each region in parallel), reload, verify;
+    then deliver it to every client."""
     wanted_sha = hashlib.sha256(bundle_pem).hexdigest()
     allowed = {hashlib.sha256(b).hexdigest() for b in allowed_before} | {wanted_sha}
 
@@ -306,9 +307,26 @@ def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[by
                 run.update_record(record, **{step: DONE, f"{step}_at": pki.utcnow(), f"{step}_bundle_sha256": wanted_sha})
             run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
 
-    run.in_parallel(step, list(run.inventory.nodes), node_work, lambda n: n.name)
+    _region_by_region(run, step, node_work)
     for client in run.inventory.clients:
         _deliver_to_client(run, client, step, {CA_CERT: (bundle_pem, PUBLIC)}, confirm_key=f"{step}_confirmed")
+
+
+def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], None]) -> None:
+    """One region at a time, its nodes in parallel; a region that fails leaves the later ones untouched."""
+    groups = regions.by_region(run.inventory.nodes)
+    for index, (region, group) in enumerate(groups):
+        if region is not None:
+            run.report(regions.started(region, step, group))
+        try:
+            run.in_parallel(step, group, node_work, lambda n: n.name)
+        except StepFailed as error:
+            if region is None or isinstance(error, (UnknownHostKey, HostKeyChanged)):
+                raise
+            run.report(regions.failed(region, step))
+            raise StepFailed(regions.stopped_sentence(error, region, step, groups[index + 1:])) from error
+        if region is not None:
+            run.report(regions.finished(region, step, group))
 
 
 def _deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
@@ -431,15 +449,8 @@ def _rollout_order(nodes: tuple[NodeConfig, ...]) -> list[NodeConfig]:
     """Canary first (the first node of the inventory), then region by region in inventory order."""
     if not nodes:
         return []
-    canary, rest = nodes[0], list(nodes[1:])
-    regions: list[str | None] = []
-    for node in rest:
-        if node.region not in regions:
-            regions.append(node.region)
-    ordered = [canary]
-    for region in ([canary.region] if canary.region in regions else []) + [r for r in regions if r != canary.region]:
-        ordered += [n for n in rest if n.region == region]
-    return ordered
+    canary = nodes[0]
+    return [canary] + [node for _, group in regions.by_region(nodes) for node in group if node is not canary]
 
 
 def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | None, trusted_bundle: bytes) -> None:
@@ -508,12 +519,13 @@ def phase_leaf(run: Run) -> Gate | None:
     if nodes_too:
         trusted = init_bundle or (_bundles(run)[0] if run.kind == "ca" else run.ws.read_bundle())
         failures = []
-        for node in _rollout_order(run.inventory.nodes):
+        for node in regions.announce(_rollout_order(run.inventory.nodes), "leaf", run.report):
             try:
                 _leaf_node(run, node, ca, init_bundle, trusted)
             except StepFailed as error:
                 if run.kind != "init":
-                    raise  # canary first: the first node that fails stops the rollout
+                    # canary first: the first node that fails stops the rollout
+                    raise regions.stopped(error, node, run.inventory.nodes, "leaf", run.report) from None
                 failures.append(str(error))  # a first install serves nothing yet: install everywhere
         if failures:
             more = f" ({len(failures) - 1} more node(s) likewise)" if len(failures) > 1 else ""

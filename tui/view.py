@@ -191,6 +191,7 @@ class RecordedHost:
     steps: str
     last_action: str
     delivery: str | None = None  # manually delivered clients: "confirmed", "to confirm" or ""
+    region: str = ""  # nodes with `region` set in the inventory
 
 
 def _steps(record: dict[str, Any], kind: str | None) -> str:
@@ -221,7 +222,8 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
         address = node.ssh_host
-        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name)))
+        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
+                                 region=node.region or ""))
     for client in state.inventory.clients:
         key = client_key(client)
         record = rotation.get("clients", {}).get(key, {})
