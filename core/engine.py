@@ -324,9 +324,17 @@ def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], Non
             if region is None or isinstance(error, (UnknownHostKey, HostKeyChanged)):
                 raise
             run.report(regions.failed(region, step))
-            raise StepFailed(regions.stopped_sentence(error, region, step, groups[index + 1:])) from error
+            raise _recorded(run, regions.stopped_sentence(error, region, step, groups[index + 1:])) from error
         if region is not None:
             run.report(regions.finished(region, step, group))
+
+
+def _recorded(run: Run, sentence: str) -> StepFailed:
+    """The failure as the state file records it (the wizard shows `last_error`) and as it is raised."""
+    with run.lock:
+        run.rotation["last_error"] = sentence
+    run.save()
+    return StepFailed(sentence)
 
 
 def _deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
@@ -519,13 +527,15 @@ def phase_leaf(run: Run) -> Gate | None:
     if nodes_too:
         trusted = init_bundle or (_bundles(run)[0] if run.kind == "ca" else run.ws.read_bundle())
         failures = []
-        for node in regions.announce(_rollout_order(run.inventory.nodes), "leaf", run.report):
+        order = _rollout_order(run.inventory.nodes)
+        for node in order if run.kind == "init" else regions.announce(order, "leaf", run.report):
             try:
                 _leaf_node(run, node, ca, init_bundle, trusted)
             except StepFailed as error:
                 if run.kind != "init":
                     # canary first: the first node that fails stops the rollout
-                    raise regions.stopped(error, node, run.inventory.nodes, "leaf", run.report) from None
+                    sentence = regions.stopped(error, node, run.inventory.nodes, "leaf", run.report)
+                    raise (_recorded(run, sentence) if sentence else error) from None
                 failures.append(str(error))  # a first install serves nothing yet: install everywhere
         if failures:
             more = f" ({len(failures) - 1} more node(s) likewise)" if len(failures) > 1 else ""

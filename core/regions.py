@@ -68,14 +68,14 @@ def stopped_sentence(error: Exception, region: str, step: str, later: Sequence[G
 
 
 def stopped(error: StepFailed, node: NodeConfig, nodes: Sequence[NodeConfig], step: str,
-            report: Callable[[Progress], None]) -> StepFailed:
-    """The failure of `node` as the sentence to raise: naming its region when regions are in use."""
+            report: Callable[[Progress], None]) -> str | None:
+    """The sentence for `node`'s failure that names its region (None when the node has no region)."""
     if node.region is None:
-        return error
+        return None
     groups = by_region(nodes)
     index = next(i for i, (name, _) in enumerate(groups) if name == node.region)
     report(failed(node.region, step))
-    return StepFailed(stopped_sentence(error, node.region, step, groups[index + 1:]))
+    return stopped_sentence(error, node.region, step, groups[index + 1:])
 
 
 def announce(order: Sequence[NodeConfig], step: str, report: Callable[[Progress], None]) -> Iterator[NodeConfig]:

@@ -92,6 +92,7 @@ def test_a_failing_node_stops_the_rollout_in_its_region_and_leaves_the_next_unto
     assert after["n1"] != before["n1"]  # east went ahead in parallel
     status = json.loads(certrotate(lab, "status", "--json").stdout)
     assert status["phase"] == "trust"
+    assert status["last_error"] == sentence.removeprefix("certrotate: ")  # what the wizard shows
     assert all("trust" not in status["nodes"].get(name, {}) for name in WEST)
 
     # the cause fixed, the same command finishes the trust rollout everywhere
@@ -109,6 +110,7 @@ def test_a_failing_node_stops_the_rollout_in_its_region_and_leaves_the_next_unto
     after_leaf = node_files(lab)
     for name in WEST:
         assert after_leaf[name] == before_leaf[name], f"{name} (west) was touched in leaf"
+    assert "Region east stopped the leaf rollout" in json.loads(certrotate(lab, "status", "--json").stdout)["last_error"]
 
 
 @pytest.mark.lab
