@@ -112,6 +112,18 @@ def test_a_failing_node_stops_the_rollout_in_its_region_and_leaves_the_next_unto
         assert after_leaf[name] == before_leaf[name], f"{name} (west) was touched in leaf"
     assert "Region east stopped the leaf rollout" in json.loads(certrotate(lab, "status", "--json").stdout)["last_error"]
 
+    # retire: n3 reloads while its ca.crt holds two CAs, not once it holds one, so it finishes
+    # its leaf step and then keeps trusting the old CA; west keeps the combined bundle
+    n3 = lab.node("n3")
+    set_node_reload(lab, "n3", f"[ $(grep -c BEGIN {n3.certs_dir}/ca.crt) -eq 1 ] || {n3.reload_command}")
+    retire = certrotate(lab, "advance", "--now", FUTURE, "--yes")
+    assert retire.returncode == 1, retire.stdout
+    assert json.loads(certrotate(lab, "status", "--json").stdout)["phase"] == "retire"
+    assert "n3 did not stop trusting CA" in retire.stderr
+    assert "Region east stopped the retire rollout; region west was not touched." in retire.stderr
+    for name in WEST:  # still the combined bundle of the trust step: the leaf step writes no ca.crt
+        assert node_files(lab)[name]["ca.crt"] == after_leaf[name]["ca.crt"]
+
 
 @pytest.mark.lab
 def test_full_rotation_by_region_with_zero_failed_connections(lab_factory):
