@@ -316,7 +316,8 @@ def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], Non
     """One region at a time, its nodes in parallel; a region that fails leaves the later ones untouched."""
     groups = regions.by_region(run.inventory.nodes)
     for index, (region, group) in enumerate(groups):
-        if region is not None:
+        announce = region is not None and not run.dry_run  # a dry run verifies nothing to announce
+        if announce:
             run.report(regions.started(region, step, group))
         try:
             run.in_parallel(step, group, node_work, lambda n: n.name)
@@ -325,7 +326,7 @@ def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], Non
                 raise
             run.report(regions.failed(region, step))
             raise _recorded(run, regions.stopped_sentence(error, region, step, groups[index + 1:])) from error
-        if region is not None:
+        if announce:
             run.report(regions.finished(region, step, group))
 
 
@@ -528,7 +529,7 @@ def phase_leaf(run: Run) -> Gate | None:
         trusted = init_bundle or (_bundles(run)[0] if run.kind == "ca" else run.ws.read_bundle())
         failures = []
         order = _rollout_order(run.inventory.nodes)
-        for node in order if run.kind == "init" else regions.announce(order, "leaf", run.report):
+        for node in order if run.kind == "init" or run.dry_run else regions.announce(order, "leaf", run.report):
             try:
                 _leaf_node(run, node, ca, init_bundle, trusted)
             except StepFailed as error:
