@@ -46,7 +46,9 @@ KIND_TITLES = {
     "init": "first-time setup",
     "nodes": "node certificates only",
     "clients": "client certificates only",
+    "client-ca": "client CA rotation",
 }
+CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
 
 
 def when(value: Any) -> str:
@@ -80,7 +82,7 @@ def timeline(state: State) -> list[Stage]:
         note = f"last: {last.get('outcome')} {day(last.get('finished'))}" if last else "no rotation yet"
         return [Stage(name, "idle", note if name == "trust" else "") for name in STAGES]
     phase, kind = state.phase, rotation.get("kind")
-    if kind != "ca":
+    if kind not in CA_KINDS:
         skipped = f"not part of {KIND_TITLES.get(kind, kind)}"
         return [Stage(name, "current" if name == "leaf" else "skipped", "in progress" if name == "leaf" else skipped)
                 for name in STAGES]
@@ -151,7 +153,8 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                             f"New leaf certificates wait {state.inventory.cluster.leaf_delay_days} days after the "
                             f"trust rollout so every client picks up the new bundle ({days} days left).",
                             until=until, last_error=error)
-        pending = pending_confirmations(state, "trust_confirmed")
+        # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
+        pending = pending_confirmations(state, "trust_confirmed") if kind != "client-ca" else []
         if pending:
             return NextStep("confirm", "Confirm the manually delivered clients",
                             "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
@@ -196,7 +199,7 @@ class RecordedHost:
 def _steps(record: dict[str, Any], kind: str | None) -> str:
     if not kind:
         return "—"
-    names = ("trust", "leaf", "retire") if kind == "ca" else ("leaf",)
+    names = ("trust", "leaf", "retire") if kind in CA_KINDS else ("leaf",)
     marks = {DONE: "✓", "failed": "×"}
     parts = []
     for name in names:
