@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core.inventory import ClientConfig
+from core.inventory import ClientConfig, ClusterConfig
 from core.state import State
 
 DONE = "done"  # core.DONE
@@ -49,6 +49,16 @@ KIND_TITLES = {
     "client-ca": "client CA rotation",
 }
 CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
+
+
+def trust_layout(cluster: ClusterConfig) -> list[str]:
+    """How the cluster's certificates are laid out, when it is not the default (one CA, node.crt with CN=node)."""
+    facts = []
+    if cluster.split_node_certs:
+        facts.append("split node certs (node.crt + client.node.crt)")
+    if cluster.has_client_ca:
+        facts.append("client CA in ca-client.crt")
+    return facts
 
 
 def when(value: Any) -> str:
