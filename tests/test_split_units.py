@@ -1,6 +1,7 @@
 """Split node certificates and the client CA without a network: profiles, inventory fields,
 preflight of the split leaf set, the leaf plan, `cert create-client-ca` and `start client-ca`."""
 
+import dataclasses
 import datetime as dt
 import textwrap
 
@@ -13,7 +14,7 @@ from core import state as state_mod
 from core.actions import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
 from core.client_ca import NodeLeafSet, check_node_leaf_set
 from core.errors import BadInput
-from core.inventory import ClusterConfig
+from core.inventory import ClientConfig, ClusterConfig
 from core.plans import HostFacts, plan_node_leaf
 from core.workspace import LeafFiles
 from tui import view
@@ -184,3 +185,21 @@ def test_create_client_ca_overwrite_prepends_and_leaves_ca_crt_alone(tmp_path, m
     assert main(["cert", "create-client", "app", "--certs-dir=certs", "--ca-key=safe/ca-client2.key"]) == 0
     first = bundle.parse_bundle(combined, "ca-client.crt").certificates[0]
     x509.load_pem_x509_certificate((tmp_path / "certs/client.app.crt").read_bytes()).verify_directly_issued_by(first)
+
+
+def test_the_home_screen_words_a_client_ca_rotation_in_its_own_terms(tmp_path):
+    state = load(tmp_path, 'client_ca_key = "safe/ca-client.key"\nnode_cert_layout = "split"')
+    state.inventory = dataclasses.replace(state.inventory, clients=(ClientConfig("root"),))  # delivered by hand
+    assert view.trust_layout(state.inventory.cluster) == ["split node certs (node.crt + client.node.crt)",
+                                                          "client CA in ca-client.crt"]
+    assert view.trust_layout(load(tmp_path, "").inventory.cluster) == []
+    state.rotation = {"id": "r1", "kind": "client-ca", "phase": "trust", "started": NOW}
+    assert "ca-client.crt" in view.next_step(state, NOW).reason
+    until = NOW + dt.timedelta(days=30)
+    state.rotation.update(phase="wait", wait_until=until)
+    assert view.next_step(state, NOW).kind == "schedule"
+    after = view.next_step(state, until)  # the exported client got nothing in the trust step: nothing to confirm
+    assert after.kind == "run" and "new client CA" in after.reason
+    assert [s.status for s in view.timeline(state)] == ["done", "current", "pending", "pending"]
+    state.rotation.update(phase="retire")
+    assert view.next_step(state, until).kind == "confirm"  # root's new certificate still needs its confirmation

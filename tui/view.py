@@ -49,6 +49,15 @@ KIND_TITLES = {
     "client-ca": "client CA rotation",
 }
 CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
+# A client CA rotation's steps in its own words (ca-client.crt is read by the nodes only).
+CLIENT_CA_STEPS = {
+    "trust": ("Run the trust step", "Generate the new client CA, upload ca-client.crt (new client CA first, then the "
+              "old) to every node, reload and verify that every node accepts client certificates of both."),
+    "wait": ("Run the leaf step", "Issue new client certificates (and client.node.crt in the split layout) from the "
+             "new client CA and deliver them; node.crt and ca.crt stay as they are."),
+    "retire": ("Run the retire step", "Upload ca-client.crt without the old client CA to every node, reload, and "
+               "verify that every node accepts the new client CA and refuses the old one."),
+}
 
 
 def trust_layout(cluster: ClusterConfig) -> list[str]:
@@ -150,6 +159,10 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "client-only rotation.")
     error = rotation.get("last_error", "")
     phase, kind = state.phase, rotation.get("kind")
+    if kind == "client-ca" and phase in CLIENT_CA_STEPS and not (phase == "retire" and pending_confirmations(state)):
+        title, reason = CLIENT_CA_STEPS[phase]
+        if phase != "wait" or not isinstance(rotation.get("wait_until"), dt.datetime) or now >= rotation["wait_until"]:
+            return NextStep("run", title, reason, last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
                         f"Generate the new CA, upload the combined bundle (new CA first, then the old) to {hosts}, "
