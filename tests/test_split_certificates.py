@@ -173,3 +173,49 @@ def test_node_only_rotation_with_split_layout_issues_both_and_restores_both_on_f
         certs_in(node.certs_dir / "client.node.crt")[0].verify_directly_issued_by(client_ca)
         assert files["ca.crt"] == before[node.name]["ca.crt"] and files["ca-client.crt"] == before[node.name]["ca-client.crt"]
     assert connect_as_node(lab, lab.nodes[1], lab.nodes[0]) == "node"
+
+
+def test_first_install_with_split_layout_and_client_ca_makes_both_cas(lab_factory):
+    lab = lab_factory(2, node_cert_layout="split", client_ca=True)
+    node_files_made = ["ca-client.crt", "ca.crt", "client.node.crt", "client.node.key", "node.crt", "node.key"]
+    for node in lab.nodes:
+        node.stop_postgres()
+        for name in node_files_made:
+            (node.certs_dir / name).unlink()
+    for path in (lab.local_certs_dir / "ca.crt", lab.local_certs_dir / "ca-client.crt"):
+        path.unlink()
+    for key in (lab.ca_key_path, lab.client_ca_key_path):
+        shutil.move(key, key.with_name("old-" + key.name))
+
+    assert certrotate(lab, "start", "init").returncode == 0
+    first = certrotate(lab, "advance", "--yes")
+    assert first.returncode == 1 and "no process to signal" in first.stderr  # the databases are not running yet
+    for node in lab.nodes:
+        assert sorted(p.name for p in node.certs_dir.iterdir() if p.is_file()) == node_files_made
+        node.start_postgres()
+    second = certrotate(lab, "advance", "--yes")
+    assert second.returncode == 0, second.stderr
+
+    ca = certs_in(lab.local_certs_dir / "ca.crt")
+    client_ca = certs_in(lab.local_certs_dir / "ca-client.crt")
+    assert len(ca) == 1 and len(client_ca) == 1 and ca != client_ca
+    assert lab.ca_key_path.exists() and lab.client_ca_key_path.exists()
+    for node in lab.nodes:
+        assert pki.common_name(served(lab, node)) is None
+        served(lab, node).verify_directly_issued_by(ca[0])
+        assert certs_in(node.certs_dir / "ca-client.crt") == client_ca
+        certs_in(node.certs_dir / "client.node.crt")[0].verify_directly_issued_by(client_ca[0])
+    export = lab.local_certs_dir / "export" / "root"
+    certs_in(export / "client.root.crt")[0].verify_directly_issued_by(client_ca[0])
+    assert (export / "ca.crt").read_bytes() == (lab.local_certs_dir / "ca.crt").read_bytes()
+    with connect_tls(lab.nodes[1].address, export, "root", port=lab.nodes[1].sql_port) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "root"
+    assert connect_as_node(lab, lab.nodes[0], lab.nodes[1]) == "node"
+
+
+def test_start_init_refuses_a_cluster_that_has_a_client_ca(lab_factory):
+    lab = lab_factory(1, client_ca=True)
+    lab.ca_key_path.unlink()
+    (lab.local_certs_dir / "ca.crt").unlink()
+    result = certrotate(lab, "start", "init")
+    assert result.returncode == 2 and "ca-client.key already exists" in result.stderr
