@@ -219,3 +219,28 @@ def test_start_init_refuses_a_cluster_that_has_a_client_ca(lab_factory):
     (lab.local_certs_dir / "ca.crt").unlink()
     result = certrotate(lab, "start", "init")
     assert result.returncode == 2 and "ca-client.key already exists" in result.stderr
+
+
+def test_node_ca_rotation_with_a_client_ca_leaves_ca_client_crt_alone(lab_factory):
+    lab = lab_factory(2, node_cert_layout="split", client_ca=True)
+    client_bundle = {n.name: (n.certs_dir / "ca-client.crt").read_bytes() for n in lab.nodes}
+    client_ca = certs_in(lab.local_certs_dir / "ca-client.crt")[0]
+    assert certrotate(lab, "start", "ca").returncode == 0
+    trust = certrotate(lab, "advance")
+    # The nodes check client certificates against ca-client.crt: no throwaway certificate of the new
+    # node CA can prove trust there, so trust is shown by the node serving its certificate as before.
+    assert trust.returncode == 0, trust.stderr
+    assert "trusts CA" not in trust.stdout
+    done = certrotate(lab, "advance", "--now", FUTURE, "--yes")
+    assert done.returncode == 0 and "rotation finished" in done.stdout, done.stderr + done.stdout
+    new_ca = certs_in(lab.local_certs_dir / "ca.crt")
+    assert len(new_ca) == 1 and new_ca[0] != lab.ca.certificate
+    for node in lab.nodes:
+        assert (node.certs_dir / "ca-client.crt").read_bytes() == client_bundle[node.name]
+        served(lab, node).verify_directly_issued_by(new_ca[0])
+        certs_in(node.certs_dir / "client.node.crt")[0].verify_directly_issued_by(client_ca)
+    export = lab.local_certs_dir / "export" / "root"
+    certs_in(export / "client.root.crt")[0].verify_directly_issued_by(client_ca)
+    with connect_tls(lab.nodes[0].address, export, "root", port=lab.nodes[0].sql_port) as conn:
+        assert conn.execute("select current_user").fetchone()[0] == "root"
+    assert connect_as_node(lab, lab.nodes[1], lab.nodes[0]) == "node"
