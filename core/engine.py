@@ -1,6 +1,7 @@
 """The rotation runbook as code: phases, gates, and a resumable `advance`.
 
-A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md). `start init`,
+A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md); so does a client
+CA rotation (`start client-ca`), on ca-client.crt instead of ca.crt (core.client_ca). `start init`,
 `start nodes` and `start clients` are a single `leaf` phase. `advance` runs every step that
 is ready, in order, and stops at a gate: a schedule date or an operator confirmation.
 
@@ -265,9 +266,10 @@ def _signing_ca(run: Run) -> pki.Issued:
     return ca
 
 
-def _client_signing_ca(run: Run, node_ca: pki.Issued) -> pki.Issued:
+def _client_signing_ca(run: Run, node_ca: pki.Issued | None) -> pki.Issued:
     """The CA that signs client certificates and client.node.crt: the client CA when the cluster has one."""
     if not run.inventory.cluster.has_client_ca:
+        assert node_ca is not None  # only a client CA rotation has none, and it needs a client CA
         return node_ca
     if run.kind == CLIENT_CA_KIND:
         return _new_ca(run)
@@ -451,8 +453,9 @@ def phase_wait(run: Run) -> Gate | None:
                     if run.authority.clients_hold_bundle else None)
     until = run.rotation["wait_until"]
     if run.clock < until:
+        why = ", so every client picks up the new bundle" if run.authority.clients_hold_bundle else ""
         return Gate("schedule", f"leaf rotation waits {run.inventory.cluster.leaf_delay_days} days after the trust "
-                                f"rollout, so every client picks up the new bundle", until=until)
+                                f"rollout{why}", until=until)
     if gate_confirm:
         return gate_confirm
     if not run.dry_run:
@@ -477,10 +480,10 @@ def _rollout_order(nodes: tuple[NodeConfig, ...]) -> list[NodeConfig]:
     return ordered
 
 
-def _node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued, client_ca: pki.Issued) -> NodeLeafSet:
+def _node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued | None, client_ca: pki.Issued) -> NodeLeafSet:
     """node.crt (not when only the client CA changes) and, in the split layout, client.node.crt."""
     now = pki.utcnow()
-    server = (None if run.kind == CLIENT_CA_KIND else
+    server = (None if node_ca is None or run.kind == CLIENT_CA_KIND else
               ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run))
     client_node = (ensure_client_node_leaf(run.ws, run.rid, client_ca, node, now=now, dry_run=run.dry_run)
                    if run.inventory.cluster.split_node_certs else None)
@@ -502,7 +505,9 @@ def _leaf_node(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: d
     facts = run.executor.observe(session, [f"{base}/{name}" for name in names], node.sql_addr)
     accepted = (ExpectAccepted(node.name, node.sql_addr, pki.NODE_USER, client_node.fingerprint, client_node.cert_pem,
                                client_node.key_pem),) if client_node and node.sql_addr else ()
-    actions = plan_node_leaf(node.name, node.certs_dir, facts, server and server.cert_pem, server and server.key_pem,
+    # Without a new node.crt (a client CA rotation) the node must go on serving the one it serves.
+    actions = plan_node_leaf(node.name, node.certs_dir, facts, server.cert_pem if server else None,
+                             server.key_pem if server else None,
                              server.fingerprint if server else facts.served_fingerprint, bundle_pem=bundle_pem,
                              reload=node.reload or _profile_reload(run), sql_addr=node.sql_addr,
                              backup_id=f"{run.rid}.leaf", verified=record.get("leaf") == DONE, extra_files=extra,
@@ -556,9 +561,9 @@ def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession,
         return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
 
 
-def _leaf_trust_bundles(run: Run, node_ca: pki.Issued, client_ca: pki.Issued) -> tuple[bytes, bytes]:
+def _leaf_trust_bundles(run: Run, node_ca: pki.Issued | None, client_ca: pki.Issued) -> tuple[bytes, bytes]:
     """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
-    if run.kind == "init":
+    if run.kind == "init" and node_ca is not None:
         server = node_ca.cert_pem
     elif run.kind == "ca":
         server = _bundles(run)[0]
@@ -574,7 +579,8 @@ def _leaf_trust_bundles(run: Run, node_ca: pki.Issued, client_ca: pki.Issued) ->
 
 
 def phase_leaf(run: Run) -> Gate | None:
-    ca = _signing_ca(run)
+    # A client CA rotation keeps node.crt, so it needs no node CA key (which may be kept offline).
+    ca = None if run.kind == CLIENT_CA_KIND else _signing_ca(run)
     client_ca = _client_signing_ca(run, ca)
     split = run.inventory.cluster.split_node_certs
     nodes_too = run.kind in ("ca", "nodes", "init") or (run.kind == CLIENT_CA_KIND and split)

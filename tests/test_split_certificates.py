@@ -126,6 +126,7 @@ def test_client_ca_rotation_keeps_ca_crt_and_refuses_the_old_client_ca_only_afte
 
 def test_rollback_mid_client_ca_rotation_restores_every_node_byte_for_byte(lab_factory):
     lab = lab_factory(3, node_cert_layout="split", client_ca=True)
+    lab.ca_key_path.rename(lab.operator_dir / "ca.key.offline")  # a client CA rotation needs no node CA key
     before = node_files(lab)
     local_client_bundle = (lab.local_certs_dir / "ca-client.crt").read_bytes()
     state_before = lab.state_path.read_text()
