@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from cryptography import x509
+
 from core import files, probes, remote_files
 from core.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
 from core.errors import CertRotateError, StepFailed
+from core.keys import load_private_key
 from core.pki import Issued
 from core.plans import HostFacts
 from core.ssh_transport import HostSession, SshPool
@@ -177,10 +180,6 @@ class Executor:
 
     def _expect_accepted(self, action: ExpectAccepted, step: str) -> None:
         """Present the certificate itself, as the node would when it dials another node."""
-        from cryptography import x509
-
-        from core.keys import load_private_key
-
         client = Issued(x509.load_pem_x509_certificate(action.cert_pem), load_private_key(action.key_pem, "client key"))
         deadline = time.monotonic() + self.verify_timeout
         while True:

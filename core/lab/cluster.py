@@ -21,11 +21,13 @@ Layout of `workdir` (0755 throughout, so the postgres account can reach its file
     operator/                   the operator's workspace (state file paths are relative to it)
       certrotate.toml           [cluster] profile="postgres", [[nodes]], [[clients]]
       certs/                    local_certs_dir: ca.crt, client.<user>.crt/.key
-      safe/ca.key               the CA key (dir 0700, key 0600)
+      safe/ca.key               the CA key (dir 0700, key 0600); safe/ca-client.key with client_ca=True
       id_ed25519[.pub]          operator SSH key, authorised on every sshd
       known_hosts               "[127.A.B.i]:2222 ssh-ed25519 ..." for every host
     authorized_keys             the operator's public key (AuthorizedKeysFile of every sshd)
-    nodes/<name>/certs/         the node's certs dir: ca.crt, node.crt, node.key (0600)
+    nodes/<name>/certs/         the node's certs dir: ca.crt, node.crt, node.key (0600); with
+                                client_ca=True also ca-client.crt (PostgreSQL's ssl_ca_file then), and
+                                with node_cert_layout="split" client.node.crt/.key (role `node`)
     nodes/<name>/sshd/          sshd_config, host key, sshd.pid, sshd.log
     nodes/<name>/pg/            postgres.log; data -> the data dir (postmaster.pid) and its admin
                                 socket dir, which live on tmpfs when there is one (core.lab.scratch)
