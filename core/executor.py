@@ -2,7 +2,7 @@
 
 The executor is the only part of the engine that touches the network: it reads remote
 hashes and served certificates (`observe`), and performs WriteFiles / RunCommand /
-ExpectServed / ExpectTrust / ExportFiles (`apply`), reporting each through a callback.
+ExpectServed / ExpectTrust / ExpectAccepted / ExportFiles (`apply`), reporting each through a callback.
 A reload is judged by what the node serves afterwards, never by its exit code.
 """
 
