@@ -245,3 +245,17 @@ def test_node_ca_rotation_with_a_client_ca_leaves_ca_client_crt_alone(lab_factor
     with connect_tls(lab.nodes[0].address, export, "root", port=lab.nodes[0].sql_port) as conn:
         assert conn.execute("select current_user").fetchone()[0] == "root"
     assert connect_as_node(lab, lab.nodes[1], lab.nodes[0]) == "node"
+
+
+def test_lab_with_a_client_ca_checks_client_certificates_against_ca_client_crt(lab_factory):
+    from core.probes import probe_trust
+
+    lab = lab_factory(1, node_cert_layout="split", client_ca=True)
+    node = lab.nodes[0]
+    with lab.connect_sql(node, "root") as conn:  # root's certificate comes from the client CA
+        assert conn.execute("select current_user").fetchone()[0] == "root"
+    assert probe_trust(node.sql_addr, lab.client_ca).trusted
+    assert not probe_trust(node.sql_addr, lab.ca).trusted  # the node CA signs no client the node accepts
+    assert pki.common_name(served(lab, node)) is None
+    assert 'client_ca_key = "safe/ca-client.key"' in lab.state_path.read_text()
+    assert 'node_cert_layout = "split"' in lab.state_path.read_text()
