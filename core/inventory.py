@@ -17,6 +17,7 @@ from core.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
 
 PROFILES = ("cockroach", "postgres", "generic")
+NODE_CERT_LAYOUTS = ("combined", "split")  # split: node.crt without CN=node, plus client.node.crt
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
 
 
@@ -44,6 +45,16 @@ class ClusterConfig:
     client_lifetime_days: int = 1830
     verify_timeout_seconds: int = 15  # how long a node may take to serve its new files after a reload
     ocsp_url: str | None = None  # written into issued leaves (AIA OCSP) for security.ocsp.mode
+    node_cert_layout: str = "combined"  # "split": node.crt serves only, client.node.crt (CN=node) dials
+    client_ca_key: str | None = None  # set: client certificates come from a separate client CA (ca-client.crt)
+
+    @property
+    def split_node_certs(self) -> bool:
+        return self.node_cert_layout == "split"
+
+    @property
+    def has_client_ca(self) -> bool:
+        return self.client_ca_key is not None
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,19 @@ def _remote_dir(r: _Reader, key: str, value: str) -> str:
     return value
 
 
+def _check_split_fields(c: _Reader, cluster: ClusterConfig) -> None:
+    """A client CA key is a second secret: it must not be the node CA's, and CockroachDB needs client.node.crt."""
+    if cluster.client_ca_key is None:
+        return
+    if Path(cluster.client_ca_key).expanduser() == Path(cluster.ca_key).expanduser():
+        c.fail("client_ca_key", f"is the same file as ca_key ({cluster.ca_key!r}); the client CA needs a key of its own")
+    if cluster.profile == "cockroach" and not cluster.split_node_certs:
+        # With ca-client.crt a CockroachDB node checks the certificate another node dials with
+        # against the client CA; only client.node.crt (signed by it) gets through.
+        c.fail("client_ca_key", 'needs node_cert_layout = "split" with the cockroach profile: nodes dial each '
+               "other with client.node.crt, signed by the client CA")
+
+
 def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
     if "cluster" not in data:
         raise BadInput(f"{source} has no [cluster] table; it needs at least [cluster] name and one [[nodes]].")
@@ -220,7 +244,10 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         client_lifetime_days=c.get("client_lifetime_days", int, 1830),
         verify_timeout_seconds=c.get("verify_timeout_seconds", int, 15),
         ocsp_url=c.get("ocsp_url", str, None),
+        node_cert_layout=c.get("node_cert_layout", str, "combined", choices=NODE_CERT_LAYOUTS),
+        client_ca_key=c.get("client_ca_key", str, None),
     )
+    _check_split_fields(c, cluster)
     if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
         c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
     check_key_type(cluster.key_type)
