@@ -13,8 +13,10 @@ import datetime as dt
 from pathlib import Path
 from typing import Iterable
 
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -80,6 +82,22 @@ class CertRotateApp(App[int]):
 
     def on_unmount(self) -> None:
         self.release_lock()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Under `textual serve`, drop a terminal size the browser has already replaced.
+
+        A workaround for textual 8.2.8's WebDriver: it posts its starting size (COLUMNS x ROWS,
+        80x24) from a coroutine, while a resize the browser sends right away is posted
+        straight from the input thread and can reach the app first. The app then settles on
+        the stale 80x24 while its screen still holds the browser's 140x45, and the screen's
+        own Resize events (each layout posts one when the size changes) bounce between the two
+        forever: 100% CPU, no frame, the exit message of SIGTERM or `quit` never handled, the
+        state file's lock held. The driver's `_size` is the last size the browser asked
+        for, so a Resize of any other size is stale (tests/test_tui_web_driver.py).
+        """
+        requested = self._driver._size if self.is_web and self._driver is not None else None
+        if requested is not None and event.size != Size(*requested):
+            event.prevent_default()
 
     def get_default_screen(self) -> Screen:
         from tui.screens.home import HomeScreen
