@@ -13,7 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Iterable
 
-from textual import events
+from textual import events, messages, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.geometry import Size
@@ -52,6 +52,7 @@ class CertRotateApp(App[int]):
         self._lock = contextlib.ExitStack()
         self._locked = False
         self.load_error = ""
+        self.exit_pending = False
 
     # -- the state file and its lock --------------------------------------------------------
 
@@ -125,9 +126,35 @@ class CertRotateApp(App[int]):
             return self.demo
         return True
 
+    def core_work_running(self) -> list:
+        return [w for w in self.workers if w.group in ("run", "core") and w.is_running]
+
+    def on_exit_app(self, message: messages.ExitApp) -> None:
+        """SIGTERM, or a closed browser tab under `textual serve`, quits once the running step has finished.
+
+        The web driver turns both into ExitApp. Handled at once, it would cancel the step's
+        worker while the engine's thread carries on writing the state file, and drop the
+        state file's lock under that thread; so the exit waits for the step, like `q`.
+        """
+        running = self.core_work_running()
+        if not running:
+            return
+        message.prevent_default()
+        if not self.exit_pending:
+            self.exit_pending = True
+            self.notify("Quitting as soon as the running step has finished.", title="Quit", severity="warning")
+            self._exit_after(running)
+
+    @work(group="exit", exit_on_error=False)
+    async def _exit_after(self, running: list) -> None:
+        for worker in running:
+            with contextlib.suppress(Exception):
+                await worker.wait()
+        self.exit()
+
     async def action_quit(self) -> None:
         """Quit, but not in the middle of a step: the lock must stay held while the engine works."""
-        running = [w for w in self.workers if w.group in ("run", "core") and w.is_running]
+        running = self.core_work_running()
         if running:
             self.notify("A step is running; quit when it has finished (it saves the state file after every host).",
                         title="Not now", severity="warning")
