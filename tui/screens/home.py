@@ -36,6 +36,7 @@ class HomeScreen(Screen):
         Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
         Binding("r", "refresh", "Refresh", tooltip="Log in to every host and probe what it serves"),
         Binding("i", "inspect", "Inspect", tooltip="Subject, SANs, issuer, validity of a file or a served cert"),
+        Binding("d", "doctor", "Doctor", tooltip="Diagnose a node or client: every check, with its cause and fix"),
     ]
 
     def __init__(self) -> None:
@@ -207,6 +208,15 @@ class HomeScreen(Screen):
         selected = self.query_one(HostTable).selected_host
         node = next((n for n in state.inventory.nodes if n.name == selected), None)
         self.app.push_screen(CertInspectorScreen(state, node if isinstance(node, NodeConfig) else None))
+
+    def action_doctor(self) -> None:
+        from tui.screens.doctor import DoctorScreen
+
+        state = self.app.state
+        selected = self.query_one(HostTable).selected_host
+        client = next((c for c in state.inventory.clients if view.client_key(c) == selected), None)
+        target = f"client:{client.user}" if client is not None else f"node:{selected}"
+        self.app.push_screen(DoctorScreen(state, target))
 
     # -- workers ----------------------------------------------------------------------------
 
