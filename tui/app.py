@@ -37,6 +37,7 @@ class CertRotateApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("f1,question_mark", "help", "Help", key_display="?"),
         Binding("t", "time_travel", "Time travel"),
+        Binding("o", "ocsp", "OCSP modes", show=False),
     ]
 
     state: reactive[State | None] = reactive(None, always_update=True)
@@ -167,6 +168,20 @@ class CertRotateApp(App[int]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
 
+    def action_ocsp(self) -> None:
+        """What security.ocsp.mode off / lax / strict do; the chosen mode's SQL as a toast."""
+        from tui.screens.ocsp import OcspScreen, statement
+
+        if isinstance(self.screen, OcspScreen):
+            return
+        state = self.state
+
+        def chosen(mode: str | None) -> None:
+            if mode:
+                self.notify(f"Run on the cluster: {statement(mode)}", title="OCSP", timeout=10)
+
+        self.push_screen(OcspScreen(state.inventory.cluster.ocsp_url if state else None), chosen)
+
     def action_time_travel(self) -> None:
         """Move the wizard's clock just past the next schedule gate (demo only)."""
         state = self.state
@@ -184,7 +199,7 @@ class CertRotateApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in getattr(screen, "BINDINGS", []):
-            if not isinstance(binding, Binding) or binding.action in ("quit", "help"):
+            if not isinstance(binding, Binding) or binding.action in ("quit", "help", "ocsp"):
                 continue
             if screen.check_action(binding.action, ()) and binding.description:
                 yield SystemCommand(binding.description, binding.tooltip or binding.description,
@@ -192,4 +207,6 @@ class CertRotateApp(App[int]):
         if self.demo and self.check_action("time_travel", ()):
             yield SystemCommand("Time travel", "Move the wizard's clock past the next schedule date (demo)",
                                 self.action_time_travel)
+        yield SystemCommand("OCSP modes", "What security.ocsp.mode off, lax and strict do, and strict's lock-out risk",
+                            self.action_ocsp)
         yield SystemCommand("Help", "How the wizard works, and every key", self.action_help)

@@ -243,7 +243,12 @@ class FirstRunScreen(Screen[str]):
         self.editing[kind] = None
         for key, _, _ in fields:
             self.query_one(f"#{kind}-{key.replace('_', '-')}", Input).value = "22" if key == "ssh_port" else ""
-        self.query_one(f"#add-{kind}", Button).label = f"Add {kind} ({'ctrl+n' if kind == 'node' else 'ctrl+l'})"
+        self._label_button(kind, f"Add {kind}")
+
+    def _label_button(self, kind: str, text: str) -> None:
+        button = self.query_one(f"#add-{kind}", Button)
+        button.label = f"{text} ({'ctrl+n' if kind == 'node' else 'ctrl+l'})"
+        button.refresh(layout=True)  # Button.label does not re-measure the button's width by itself
 
     def _selected(self) -> tuple[str, int] | None:
         """("node" or "client", its index) for the row under the cursor of the focused list."""
@@ -265,7 +270,7 @@ class FirstRunScreen(Screen[str]):
             self.query_one(f"#{kind}-{key.replace('_', '-')}", Input).value = _form_text(key, entry.get(key, ""))
         self.editing[kind] = index
         name = entry["name"] if kind == "node" else entry["user"]
-        self.query_one(f"#add-{kind}", Button).label = f"Save {kind} {name} ({'ctrl+n' if kind == 'node' else 'ctrl+l'})"
+        self._label_button(kind, f"Save {kind} {name}")
         self.query_one(f"#{kind}-{fields[0][0]}", Input).focus()
         self.query_one("#first-run-error", Static).update(
             Text(f"Editing {kind} {name}: change its fields, then save it.", style="italic"))

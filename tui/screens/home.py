@@ -135,13 +135,26 @@ class HomeScreen(Screen):
     # -- actions ----------------------------------------------------------------------------
 
     def action_start(self) -> None:
+        from tui.screens.ocsp import OcspScreen, statement
         from tui.screens.start import StartScreen
 
         def chosen(kind: str | None) -> None:
             if kind:
                 self.start_rotation(kind)
 
-        self.app.push_screen(StartScreen(), chosen)
+        ocsp_url = self.app.state.inventory.cluster.ocsp_url
+        if not ocsp_url:
+            self.app.push_screen(StartScreen(), chosen)
+            return
+
+        def mode_chosen(mode: str | None) -> None:
+            # the leaves this rotation issues name the responder: the operator reads what each mode does first
+            if mode:
+                self.say(f"New certificates will name the OCSP responder {ocsp_url}; for {mode} mode run "
+                         f"{statement(mode)}")
+                self.app.push_screen(StartScreen(), chosen)
+
+        self.app.push_screen(OcspScreen(ocsp_url, before_rotation=True), mode_chosen)
 
     def action_run_next(self) -> None:
         from tui.screens.run_step import RunStepScreen

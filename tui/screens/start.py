@@ -26,6 +26,7 @@ class StartScreen(ModalScreen[str | None]):
         Binding("3", "choose('nodes')", "Nodes only"),
         Binding("4", "choose('clients')", "Clients only"),
         Binding("escape", "cancel", "Cancel"),
+        Binding("o", "app.ocsp", "OCSP modes"),  # what security.ocsp.mode does, before choosing (tui/screens/ocsp.py)
     ]
 
     def compose(self) -> ComposeResult:
