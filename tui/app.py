@@ -136,11 +136,17 @@ class CertRotateApp(App[int]):
         The web driver turns both into ExitApp. Handled at once, it would cancel the step's
         worker while the engine's thread carries on writing the state file, and drop the
         state file's lock under that thread; so the exit waits for the step, like `q`.
+        A host-key question the step waits on is declined: nobody is left to answer it, and
+        declining changes nothing on any host.
         """
+        from tui.screens.host_key import HostKeyScreen
+
         running = self.core_work_running()
         if not running:
             return
         message.prevent_default()
+        if isinstance(self.screen, HostKeyScreen):
+            self.screen.dismiss(False)
         if not self.exit_pending:
             self.exit_pending = True
             self.notify("Quitting as soon as the running step has finished.", title="Quit", severity="warning")
