@@ -97,7 +97,7 @@ class CertRotateApp(App[int]):
         state file's lock held. The driver's `_size` is the last size the browser asked
         for, so a Resize of any other size is stale (tests/test_tui_web_driver.py).
         """
-        requested = self._driver._size if self.is_web and self._driver is not None else None
+        requested = getattr(self._driver, "_size", None) if self.is_web else None
         if requested is not None and event.size != Size(*requested):
             event.prevent_default()
 
