@@ -105,3 +105,21 @@ async def test_the_command_palette_opens_the_ocsp_screen(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, HomeScreen), "the home screen")
         assert any("security.ocsp.mode = 'lax'" in str(n.message) for n in app._notifications)
         assert screen.before_rotation is False
+
+
+async def test_on_the_start_dialog_the_command_palette_offers_ocsp_modes(tmp_path):
+    app = CertRotateApp(state_file(tmp_path, None))
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        await pilot.press("s")
+        start = await screen_shown(pilot, StartScreen)
+        titles = [command.title for command in app.get_system_commands(start)]
+        assert "CA rotation" in titles and titles.count("OCSP modes") == 1
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"OCSP modes")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await screen_shown(pilot, OcspScreen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is start, "back on the start screen")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
@@ -205,11 +206,12 @@ class CertRotateApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in getattr(screen, "BINDINGS", []):
-            if not isinstance(binding, Binding) or binding.action in ("quit", "help", "ocsp"):
+            if not isinstance(binding, Binding) or binding.action.removeprefix("app.") in ("quit", "help", "ocsp"):
                 continue
             if screen.check_action(binding.action, ()) and binding.description:
+                # run_action, not getattr(action_…): bindings like choose('ca') carry parameters
                 yield SystemCommand(binding.description, binding.tooltip or binding.description,
-                                    getattr(screen, f"action_{binding.action}"))
+                                    partial(screen.run_action, binding.action))
         if self.demo and self.check_action("time_travel", ()):
             yield SystemCommand("Time travel", "Move the wizard's clock past the next schedule date (demo)",
                                 self.action_time_travel)
