@@ -121,6 +121,22 @@ def state_path(tmp_path) -> Path:
     return path
 
 
+def test_a_later_resize_is_still_followed(state_path):
+    wizard = ServedWizard(state_path)
+    try:
+        wizard.send({"type": "resize", "width": 140, "height": 45})
+        wizard.wait_for_text("Trust new CA", "Hosts")
+        time.sleep(0.5)
+        wizard.drawn.clear()
+        wizard.send({"type": "resize", "width": 100, "height": 30})
+        wizard.wait_for_text("Trust new CA", "Hosts")
+        assert max(wizard.rows_drawn()) == 30
+        wizard.send({"type": "quit"})
+        assert wizard.wait_exit() == 0
+    finally:
+        wizard.close()
+
+
 @pytest.mark.parametrize("stop", ["quit", "SIGTERM"])
 def test_a_resize_before_the_first_frame_renders_at_the_new_size_and_quits(state_path, stop):
     wizard = ServedWizard(state_path)
