@@ -4,7 +4,7 @@
 
 Starts lab clusters on loopback (core.lab: sshd + PostgreSQL per node), walks the wizard
 through a whole CA rotation and the side flows (host-key question, failed node, rollback,
-inspector, help, command palette) with Textual's Pilot, and saves one SVG per step
+inspector, help, command palette, first-run editing, doctor, OCSP modes) with Textual's Pilot, and saves one SVG per step
 (`app.save_screenshot`). When cairosvg is installed, each SVG is also rendered to PNG
 (install Debian's fonts-firacode for the right glyphs). Every lab is stopped at the end.
 """
@@ -21,15 +21,18 @@ from typing import Callable
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core import engine
+from core import engine, pki
 from core import state as state_mod
 from core.lab import start_lab
 from tui.app import CertRotateApp
 from tui.screens.cert_inspector import CertInspectorScreen
 from tui.screens.confirm_gate import ConfirmGateScreen
+from tui.screens.doctor import DoctorScreen
 from tui.screens.dry_run import DryRunScreen
+from tui.screens.first_run import FirstRunScreen
 from tui.screens.home import HomeScreen
 from tui.screens.host_key import HostKeyScreen
+from tui.screens.ocsp import OcspScreen
 from tui.screens.rollback import RollbackScreen
 from tui.screens.run_step import RunStepScreen
 from tui.screens.start import StartScreen
@@ -207,6 +210,51 @@ async def failed_node_and_rollback() -> None:
             await snap(pilot, "22-rollback-done")
 
 
+async def first_run_doctor_ocsp() -> None:
+    """First run with an added node back in its form; doctor on a node that did not reload; OCSP modes."""
+    with start_lab(None, 3, ssh_clients=("app",)) as lab:
+        (lab.workdir / "new-cluster").mkdir()
+        app = CertRotateApp(lab.workdir / "new-cluster" / "certrotate.toml")
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await shown(pilot, FirstRunScreen)
+            values = {"cluster-name": "prod", "node-ssh-host": "10.0.0.1", "node-certs-dir": "/var/lib/cockroach/certs",
+                      "node-sql-addr": "10.0.0.1:26257", "node-addresses": "n1.example.com, 10.0.0.1"}
+            for name, host in (("n1", "10.0.0.1"), ("n2", "10.0.0.2")):
+                for field_id, value in {**values, "node-name": name, "node-ssh-host": host,
+                                         "node-sql-addr": f"{host}:26257"}.items():
+                    screen.query_one(f"#{field_id}", Input).value = value
+                await pilot.press("ctrl+n")
+            table = screen.query_one("#node-list")
+            table.focus()
+            table.move_cursor(row=0)
+            await pilot.press("enter")
+            screen.query_one("#add-node").scroll_visible(animate=False, top=False)
+            await snap(pilot, "23-first-run-edit-node")
+
+        lab.nodes[1].install_node_cert(pki.issue_node(lab.ca, lab.nodes[1].addresses))  # written, not reloaded
+        state = state_mod.load(lab.state_path)
+        cluster = dataclasses.replace(state.inventory.cluster, ocsp_url="http://ocsp.example.test/")
+        state.inventory = dataclasses.replace(state.inventory, cluster=cluster)
+        state_mod.save(state)
+        app = CertRotateApp(lab.state_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await home(pilot)
+            await pilot.press("d")
+            doctor = await shown(pilot, DoctorScreen)
+            await until(pilot, lambda: doctor.diagnosed >= 1, "the doctor on n1")
+            doctor.query_one("#doctor-target").value = "node:n2"
+            await until(pilot, lambda: doctor.diagnosed >= 2 and any(f.check == "on-disk" for f in doctor.findings),
+                        "the doctor on n2")
+            await app.workers.wait_for_complete()
+            await snap(pilot, "24-doctor-reload-pending")
+            await pilot.press("escape")
+            await home(pilot)
+            await pilot.press("s")
+            await shown(pilot, OcspScreen)
+            await pilot.click("#ocsp-strict")
+            await snap(pilot, "25-ocsp-modes")
+
+
 def render_png() -> None:
     try:
         import cairosvg
@@ -223,6 +271,7 @@ async def main() -> None:
     await whole_rotation()
     await host_key_question()
     await failed_node_and_rollback()
+    await first_run_doctor_ocsp()
     render_png()
 
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Iterable
 
+from textual import events, messages, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.reactive import reactive
 from textual.screen import Screen
 
@@ -35,6 +38,7 @@ class CertRotateApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("f1,question_mark", "help", "Help", key_display="?"),
         Binding("t", "time_travel", "Time travel"),
+        Binding("o", "ocsp", "OCSP modes", show=False),
     ]
 
     state: reactive[State | None] = reactive(None, always_update=True)
@@ -50,6 +54,7 @@ class CertRotateApp(App[int]):
         self._lock = contextlib.ExitStack()
         self._locked = False
         self.load_error = ""
+        self.exit_pending = False
 
     # -- the state file and its lock --------------------------------------------------------
 
@@ -81,6 +86,22 @@ class CertRotateApp(App[int]):
     def on_unmount(self) -> None:
         self.release_lock()
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Under `textual serve`, drop a terminal size the browser has already replaced.
+
+        A workaround for textual 8.2.8's WebDriver: it posts its starting size (COLUMNS x ROWS,
+        80x24) from a coroutine, while a resize the browser sends right away is posted
+        straight from the input thread and can reach the app first. The app then settles on
+        the stale 80x24 while its screen still holds the browser's 140x45, and the screen's
+        own Resize events (each layout posts one when the size changes) bounce between the two
+        forever: 100% CPU, no frame, the exit message of SIGTERM or `quit` never handled, the
+        state file's lock held. The driver's `_size` is the last size the browser asked
+        for, so a Resize of any other size is stale (tests/test_tui_web_driver.py).
+        """
+        requested = getattr(self._driver, "_size", None) if self.is_web else None
+        if requested is not None and event.size != Size(*requested):
+            event.prevent_default()
+
     def get_default_screen(self) -> Screen:
         from tui.screens.home import HomeScreen
 
@@ -107,9 +128,41 @@ class CertRotateApp(App[int]):
             return self.demo
         return True
 
+    def core_work_running(self) -> list:
+        return [w for w in self.workers if w.group in ("run", "core") and w.is_running]
+
+    def on_exit_app(self, message: messages.ExitApp) -> None:
+        """SIGTERM, or a closed browser tab under `textual serve`, quits once the running step has finished.
+
+        The web driver turns both into ExitApp. Handled at once, it would cancel the step's
+        worker while the engine's thread carries on writing the state file, and drop the
+        state file's lock under that thread; so the exit waits for the step, like `q`.
+        A host-key question the step waits on is declined: nobody is left to answer it, and
+        declining changes nothing on any host.
+        """
+        from tui.screens.host_key import HostKeyScreen
+
+        running = self.core_work_running()
+        if not running:
+            return
+        message.prevent_default()
+        if isinstance(self.screen, HostKeyScreen):
+            self.screen.dismiss(False)
+        if not self.exit_pending:
+            self.exit_pending = True
+            self.notify("Quitting as soon as the running step has finished.", title="Quit", severity="warning")
+            self._exit_after(running)
+
+    @work(group="exit", exit_on_error=False)
+    async def _exit_after(self, running: list) -> None:
+        for worker in running:
+            with contextlib.suppress(Exception):
+                await worker.wait()
+        self.exit()
+
     async def action_quit(self) -> None:
         """Quit, but not in the middle of a step: the lock must stay held while the engine works."""
-        running = [w for w in self.workers if w.group in ("run", "core") and w.is_running]
+        running = self.core_work_running()
         if running:
             self.notify("A step is running; quit when it has finished (it saves the state file after every host).",
                         title="Not now", severity="warning")
@@ -121,6 +174,20 @@ class CertRotateApp(App[int]):
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
+
+    def action_ocsp(self) -> None:
+        """What security.ocsp.mode off / lax / strict do; the chosen mode's SQL as a toast."""
+        from tui.screens.ocsp import OcspScreen, statement
+
+        if isinstance(self.screen, OcspScreen):
+            return
+        state = self.state
+
+        def chosen(mode: str | None) -> None:
+            if mode:
+                self.notify(f"Run on the cluster: {statement(mode)}", title="OCSP", timeout=10)
+
+        self.push_screen(OcspScreen(state.inventory.cluster.ocsp_url if state else None), chosen)
 
     def action_time_travel(self) -> None:
         """Move the wizard's clock just past the next schedule gate (demo only)."""
@@ -139,16 +206,19 @@ class CertRotateApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for binding in getattr(screen, "BINDINGS", []):
-            if not isinstance(binding, Binding) or binding.action in ("quit", "help"):
+            if not isinstance(binding, Binding) or binding.action.removeprefix("app.") in ("quit", "help", "ocsp"):
                 continue
             if screen.check_action(binding.action, ()) and binding.description:
+                # run_action, not getattr(action_…): bindings like choose('ca') carry parameters
                 yield SystemCommand(binding.description, binding.tooltip or binding.description,
-                                    getattr(screen, f"action_{binding.action}"))
+                                    partial(screen.run_action, binding.action))
         if self.demo and self.check_action("time_travel", ()):
             yield SystemCommand("Time travel", "Move the wizard's clock past the next schedule date (demo)",
                                 self.action_time_travel)
         yield SystemCommand("Cloud client CA", "A Cloud cluster's client CAs: expiry and the upload command",
                             self.action_cloud_client_ca)
+        yield SystemCommand("OCSP modes", "What security.ocsp.mode off, lax and strict do, and strict's lock-out risk",
+                            self.action_ocsp)
         yield SystemCommand("Help", "How the wizard works, and every key", self.action_help)
 
     def action_cloud_client_ca(self) -> None:

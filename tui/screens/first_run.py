@@ -1,5 +1,8 @@
 """First run: no state file yet. Forms for the cluster, its nodes and its clients; writes the file.
 
+A node or client already added goes back into its form with enter (or ctrl+e) on its row;
+saving it replaces the entry in place, under the same checks as adding it.
+
 Every check is core's (core.inventory.parse_inventory), so the wizard and a hand-written
 file are held to the same rules and the operator reads the same sentence naming the field.
 """
@@ -57,6 +60,17 @@ def _form_values(screen: Screen, prefix: str, fields: tuple[tuple[str, str, str]
     return values
 
 
+def _form_text(key: str, value: Any) -> str:
+    """The text a form field shows for a value `_form_values` read from it."""
+    if key == "addresses":
+        return ", ".join(value)
+    return str(value)
+
+
+def client_key(client: dict[str, Any]) -> str:
+    return f"{client['user']}@{client.get('ssh_host', '')}"
+
+
 def check_inventory(data: dict[str, Any], source: str) -> None:
     """Raise the one-sentence BadInput core gives for a hand-written file with this content."""
     from core.inventory import parse_inventory
@@ -78,6 +92,7 @@ class FirstRunScreen(Screen[str]):
     BINDINGS = [
         Binding("ctrl+n", "add_node", "Add node"),
         Binding("ctrl+l", "add_client", "Add client"),
+        Binding("ctrl+e", "edit", "Edit selected", tooltip="Put the selected node or client back into its form"),
         Binding("ctrl+r", "remove", "Remove selected"),
         Binding("ctrl+s", "write", "Write state file"),
     ]
@@ -87,6 +102,7 @@ class FirstRunScreen(Screen[str]):
         self.state_path = state_path
         self.nodes: list[dict[str, Any]] = []
         self.clients: list[dict[str, Any]] = []
+        self.editing: dict[str, int | None] = {"node": None, "client": None}  # index in the list being edited
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -173,45 +189,105 @@ class FirstRunScreen(Screen[str]):
 
     # -- actions ----------------------------------------------------------------------------
 
+    def _with(self, entries: list[dict[str, Any]], entry: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        """The list with `entry` added, or in place of the one being edited."""
+        index = self.editing[kind]
+        if index is None:
+            return entries + [entry]
+        return entries[:index] + [entry] + entries[index + 1:]
+
     @on(Button.Pressed, "#add-node")
     def action_add_node(self) -> None:
         node = _form_values(self, "node", NODE_FIELDS)
-        candidate = {**self.inventory_data(nodes=self.nodes + [node]),
+        nodes = self._with(self.nodes, node, "node")
+        candidate = {**self.inventory_data(nodes=nodes),
                      "cluster": {**self.cluster_data(), "name": self.cluster_data().get("name", "unnamed")}}
         if not self._checked(candidate):
             return
-        self.nodes.append(node)
-        self.query_one("#node-list", DataTable).add_row(
-            node["name"], node["ssh_host"], node["certs_dir"], node.get("sql_addr", ""), key=node["name"])
-        for key, _, _ in NODE_FIELDS:
-            self.query_one(f"#node-{key.replace('_', '-')}", Input).value = "22" if key == "ssh_port" else ""
+        self.nodes = nodes
+        self._show_nodes(select=node["name"])
+        self._end_edit("node", NODE_FIELDS)
 
     @on(Button.Pressed, "#add-client")
     def action_add_client(self) -> None:
         client = _form_values(self, "client", CLIENT_FIELDS)
+        clients = self._with(self.clients, client, "client")
         nodes = self.nodes or [{"name": "placeholder", "ssh_host": "placeholder", "certs_dir": "/placeholder"}]
-        candidate = {**self.inventory_data(nodes=nodes, clients=self.clients + [client]),
+        candidate = {**self.inventory_data(nodes=nodes, clients=clients),
                      "cluster": {**self.cluster_data(), "name": self.cluster_data().get("name", "unnamed")}}
         if not self._checked(candidate):
             return
-        self.clients.append(client)
-        delivery = f"over SSH to {client['ssh_host']}:{client['certs_dir']}" if "ssh_host" in client else "exported"
-        key = f"{client['user']}@{client.get('ssh_host', '')}"
-        self.query_one("#client-list", DataTable).add_row(client["user"], delivery, key=key)
-        for key_name, _, _ in CLIENT_FIELDS:
-            self.query_one(f"#client-{key_name.replace('_', '-')}", Input).value = ""
+        self.clients = clients
+        self._show_clients(select=client_key(client))
+        self._end_edit("client", CLIENT_FIELDS)
+
+    def _show_nodes(self, select: str | None = None) -> None:
+        table = self.query_one("#node-list", DataTable)
+        table.clear()
+        for node in self.nodes:
+            table.add_row(node["name"], node["ssh_host"], node["certs_dir"], node.get("sql_addr", ""), key=node["name"])
+        if select is not None:
+            table.move_cursor(row=table.get_row_index(select))
+
+    def _show_clients(self, select: str | None = None) -> None:
+        table = self.query_one("#client-list", DataTable)
+        table.clear()
+        for client in self.clients:
+            delivery = f"over SSH to {client['ssh_host']}:{client['certs_dir']}" if "ssh_host" in client else "exported"
+            table.add_row(client["user"], delivery, key=client_key(client))
+        if select is not None:
+            table.move_cursor(row=table.get_row_index(select))
+
+    def _end_edit(self, kind: str, fields: tuple[tuple[str, str, str], ...]) -> None:
+        """Empty the form and turn its button back into "Add"."""
+        self.editing[kind] = None
+        for key, _, _ in fields:
+            self.query_one(f"#{kind}-{key.replace('_', '-')}", Input).value = "22" if key == "ssh_port" else ""
+        self._label_button(kind, f"Add {kind}")
+
+    def _label_button(self, kind: str, text: str) -> None:
+        button = self.query_one(f"#add-{kind}", Button)
+        button.label = f"{text} ({'ctrl+n' if kind == 'node' else 'ctrl+l'})"
+        button.refresh(layout=True)  # Button.label does not re-measure the button's width by itself
+
+    def _selected(self) -> tuple[str, int] | None:
+        """("node" or "client", its index) for the row under the cursor of the focused list."""
+        focused = self.focused
+        if not isinstance(focused, DataTable) or focused.id not in ("node-list", "client-list") \
+                or not focused.row_count:
+            self.complain("Select a node or a client in its list first.")
+            return None
+        return ("node" if focused.id == "node-list" else "client"), focused.cursor_row
+
+    @on(DataTable.RowSelected, "#node-list, #client-list")
+    def action_edit(self) -> None:
+        selected = self._selected()
+        if selected is None:
+            return
+        kind, index = selected
+        entry, fields = (self.nodes[index], NODE_FIELDS) if kind == "node" else (self.clients[index], CLIENT_FIELDS)
+        for key, _, _ in fields:
+            self.query_one(f"#{kind}-{key.replace('_', '-')}", Input).value = _form_text(key, entry.get(key, ""))
+        self.editing[kind] = index
+        name = entry["name"] if kind == "node" else entry["user"]
+        self._label_button(kind, f"Save {kind} {name}")
+        self.query_one(f"#{kind}-{fields[0][0]}", Input).focus()
+        self.query_one("#first-run-error", Static).update(
+            Text(f"Editing {kind} {name}: change its fields, then save it.", style="italic"))
 
     def action_remove(self) -> None:
-        focused = self.focused
-        if not isinstance(focused, DataTable) or not focused.row_count:
-            self.complain("Select a node or a client in its list first.")
+        selected = self._selected()
+        if selected is None:
             return
-        row_key, _ = focused.coordinate_to_cell_key(focused.cursor_coordinate)
-        if focused.id == "node-list":
-            self.nodes = [n for n in self.nodes if n["name"] != row_key.value]
+        kind, index = selected
+        if kind == "node":
+            del self.nodes[index]
+            self._show_nodes()
         else:
-            self.clients = [c for c in self.clients if f"{c['user']}@{c.get('ssh_host', '')}" != row_key.value]
-        focused.remove_row(row_key)
+            del self.clients[index]
+            self._show_clients()
+        if self.editing[kind] is not None:
+            self._end_edit(kind, NODE_FIELDS if kind == "node" else CLIENT_FIELDS)
 
     @on(Button.Pressed, "#write-state")
     def action_write(self) -> None:

@@ -36,6 +36,7 @@ class HomeScreen(Screen):
         Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
         Binding("r", "refresh", "Refresh", tooltip="Log in to every host and probe what it serves"),
         Binding("i", "inspect", "Inspect", tooltip="Subject, SANs, issuer, validity of a file or a served cert"),
+        Binding("d", "doctor", "Doctor", tooltip="Diagnose a node or client: every check, with its cause and fix"),
     ]
 
     def __init__(self) -> None:
@@ -136,13 +137,27 @@ class HomeScreen(Screen):
     # -- actions ----------------------------------------------------------------------------
 
     def action_start(self) -> None:
+        from tui.screens.ocsp import OcspScreen, statement
         from tui.screens.start import StartScreen
 
         def chosen(kind: str | None) -> None:
             if kind:
                 self.start_rotation(kind)
 
-        self.app.push_screen(StartScreen(client_ca=self.app.state.inventory.cluster.has_client_ca), chosen)
+        cluster = self.app.state.inventory.cluster
+        ocsp_url = cluster.ocsp_url
+        if not ocsp_url:
+            self.app.push_screen(StartScreen(client_ca=cluster.has_client_ca), chosen)
+            return
+
+        def mode_chosen(mode: str | None) -> None:
+            # the leaves this rotation issues name the responder: the operator reads what each mode does first
+            if mode:
+                self.say(f"New certificates will name the OCSP responder {ocsp_url}; for {mode} mode run "
+                         f"{statement(mode)}")
+                self.app.push_screen(StartScreen(client_ca=cluster.has_client_ca), chosen)
+
+        self.app.push_screen(OcspScreen(ocsp_url, before_rotation=True), mode_chosen)
 
     def action_run_next(self) -> None:
         from tui.screens.run_step import RunStepScreen
@@ -209,6 +224,15 @@ class HomeScreen(Screen):
         selected = self.query_one(HostTable).selected_host
         node = next((n for n in state.inventory.nodes if n.name == selected), None)
         self.app.push_screen(CertInspectorScreen(state, node if isinstance(node, NodeConfig) else None))
+
+    def action_doctor(self) -> None:
+        from tui.screens.doctor import DoctorScreen
+
+        state = self.app.state
+        selected = self.query_one(HostTable).selected_host
+        client = next((c for c in state.inventory.clients if view.client_key(c) == selected), None)
+        target = f"client:{client.user}" if client is not None else f"node:{selected}"
+        self.app.push_screen(DoctorScreen(state, target))
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ async def settle_host_keys(app: App, state: State, pool: SshPool, declined: set[
         for error in unknown:
             if declined is not None and error.fingerprint in declined:
                 return False
-            if not await app.push_screen_wait(HostKeyScreen(error)):
+            if getattr(app, "exit_pending", False) or not await app.push_screen_wait(HostKeyScreen(error)):
                 if declined is not None:
                     declined.add(error.fingerprint)
                 return False

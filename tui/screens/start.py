@@ -30,6 +30,7 @@ class StartScreen(ModalScreen[str | None]):
         Binding("4", "choose('clients')", "Clients only"),
         Binding("5", "choose('client-ca')", "Client CA"),
         Binding("escape", "cancel", "Cancel"),
+        Binding("o", "app.ocsp", "OCSP modes"),  # what security.ocsp.mode does, before choosing (tui/screens/ocsp.py)
     ]
 
     def __init__(self, *, client_ca: bool = False) -> None:
