@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from core import kubernetes
 from core.inventory import ClientConfig
 from core.state import State
 
@@ -138,6 +139,11 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "client-only rotation.")
     error = rotation.get("last_error", "")
     phase, kind = state.phase, rotation.get("kind")
+    if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
+        return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
+                        "Each region below has a Secret manifest to apply and a StatefulSet to restart (press c for "
+                        "the commands); certrotate then verifies the nodes it can reach.",
+                        items=tuple(target.gate_item for target, _, _ in waiting), last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
                         f"Generate the new CA, upload the combined bundle (new CA first, then the old) to {hosts}, "
@@ -220,7 +226,7 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     rows = []
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
-        address = node.ssh_host
+        address = node.ssh_host or f"k8s {kubernetes.namespace_of(state.inventory.cluster, node)}/{kubernetes.region_of(node)}"
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name)))
     for client in state.inventory.clients:
         key = client_key(client)
