@@ -141,8 +141,8 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
     phase, kind = state.phase, rotation.get("kind")
     if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
         return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
-                        "Each region below has a Secret manifest to apply and a StatefulSet to restart (press c for "
-                        "the commands); certrotate then verifies the nodes it can reach.",
+                        "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "
+                        "checklist shows the commands. certrotate then verifies the nodes it can reach.",
                         items=tuple(target.gate_item for target, _, _ in waiting), last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
@@ -226,7 +226,8 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     rows = []
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
-        address = node.ssh_host or f"k8s {kubernetes.namespace_of(state.inventory.cluster, node)}/{kubernetes.region_of(node)}"
+        cluster = state.inventory.cluster
+        address = node.ssh_host or f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name)))
     for client in state.inventory.clients:
         key = client_key(client)

@@ -35,7 +35,8 @@ class ConfirmGateScreen(ModalScreen[list[str] | None]):
 
     def _label(self, item: str) -> str:
         if item in self.instructions:
-            return f"{item} — {self.instructions[item][0]}: applied, StatefulSet restarted and rolled out"
+            step = self.instructions[item][0].split(":")[0]
+            return f"{item} — {step}: manifest applied, StatefulSet restarted and rolled out"
         return f"{item} — files in {self.exports.get(item, '?')}"
 
     @property

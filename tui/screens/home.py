@@ -105,6 +105,8 @@ class HomeScreen(Screen):
             text.append(observed.problem, style="red")
         elif observed.served_fingerprint:
             text.append(f"serves {observed.served_fingerprint}, valid until {view.when(observed.served_not_after)} UTC")
+        elif observed.reachable == "kubernetes":
+            text.append("gets its files through the Kubernetes Secret; certrotate only probes its sql_addr, if set")
         elif observed.reachable == "manual":
             text.append("delivered by hand: certrotate exports its files and you confirm the delivery")
         else:
