@@ -221,7 +221,9 @@ def waiting_gates(inventory: Inventory, rotation: dict[str, Any]) -> list[tuple[
     out = []
     for target in regions(inventory):
         record = recorded.get(target.region, {})
-        for step in (*KIND_STEPS.get(rotation.get("kind"), ()), "rollback"):
+        # A rollback in progress replaces the forward steps: only its manifests still count.
+        steps = ("rollback",) if "rollback" in record else KIND_STEPS.get(rotation.get("kind"), ())
+        for step in steps:
             if record.get(step) == "written":
                 out.append((target, step, record.get(f"{step}_manifest", "")))
     return out

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from core import bundle, pki
+from core import bundle, files, pki
 from core import kubernetes as k8s
 from core.errors import BadInput
 from core.inventory import parse_inventory
@@ -296,3 +296,29 @@ def test_bundles_of_the_three_steps_are_in_the_documented_order():
                                                                         old_b.fingerprint]
     assert fingerprints(k8s.remove_bundle(old_pem, new.cert_pem)) == [new.fingerprint]
     assert fingerprints(k8s.add_bundle(old_pem + new.cert_pem, new.cert_pem)).count(new.fingerprint) == 1
+
+
+def test_rollback_after_promote_restores_the_previous_node_files_the_operator_put_back(cluster):
+    bundle_before = (cluster.parent / "certs" / "ca.crt").read_bytes()
+    run_cli(cluster, "start", "ca")
+    for args in (("advance",), ("advance", "--yes"), ("advance", "--yes"), ("advance", "--yes", "--now", FUTURE)):
+        run_cli(cluster, *args)
+    rotation_id = load(cluster).rotation["id"]
+    from core.cert_commands import load_ca
+    old_ca = load_ca(cluster.parent / "certs" / "rotations" / rotation_id / "ca-before.crt", cluster.parent / "safe" / "ca.key")
+    previous = pki.issue_node(old_ca, ["cockroachdb-0.cockroachdb.eu.svc.cluster.local"], key_type="ecdsa-p256")
+    before_dir = cluster.parent / "certs" / "kubernetes" / rotation_id / "before" / "eu"
+    files.write_public(before_dir / "node.crt", previous.cert_pem, overwrite=False)
+    files.write_private(before_dir / "node.key", previous.key_pem(), overwrite=False)
+
+    result = run_cli(cluster, "rollback", "--yes")
+    assert result.returncode == 0 and "rollback: waiting for confirmation" in result.stdout, result.stderr
+    restore = manifests(cluster)
+    eu, us = restore["07-rollback-eu.yaml"], restore["08-rollback-us.yaml"]
+    assert k8s.decode_manifest(eu.read_bytes()) == {"ca.crt": bundle_before, "node.crt": previous.cert_pem,
+                                                    "node.key": previous.key_pem()}
+    assert stat.S_IMODE(eu.stat().st_mode) == 0o600 and k8s.decode_manifest(us.read_bytes()) == {"ca.crt": bundle_before}
+    assert "PRIVATE KEY" not in cluster.read_text() + result.stdout
+    done = run_cli(cluster, "advance", "--yes")
+    assert done.returncode == 0 and "rotation finished" in done.stdout, done.stderr
+    assert load(cluster).history[-1]["outcome"] == "rolled back"

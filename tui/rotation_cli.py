@@ -60,6 +60,9 @@ def _status(args: argparse.Namespace) -> int:
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
             print(f"  client {name}: {steps or 'not started'}")
+        for region, record in summary.get("kubernetes", {}).items():
+            steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
+            print(f"  region {region}: {steps}")
         if summary.get("last_error"):
             print(f"last error: {summary['last_error']}")
     if state.history:
