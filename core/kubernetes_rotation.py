@@ -98,6 +98,7 @@ def _manifest_path(run: Run, manifest: k8s.SecretManifest):
 
 def _step(run: Run, step: str, target: k8s.RegionTarget, secret_files: dict[str, bytes], expect: Expectation,
           **record_extra: Any) -> Gate | None:
+    """Advance one region's step by one stage: not written -> written (gate) -> confirmed -> verified, done."""
     record = _record(run, target.region)
     status = record.get(step)
     if status == DONE:
