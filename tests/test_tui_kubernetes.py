@@ -80,3 +80,32 @@ async def test_the_wizard_walks_region_gates_with_commands_to_copy_and_no_key_ma
         await tick_and_confirm(pilot)
         run = await run_next_step(pilot)
         assert "promote in region us" in run.summary
+
+
+async def test_a_rollback_in_the_wizard_is_a_region_checklist_then_idle(tmp_path):
+    from tui.screens.rollback import RollbackScreen
+    from tui.screens.run_step import RunStepScreen
+
+    state_path = write_cluster(tmp_path)
+    bundle_before = (tmp_path / "certs" / "ca.crt").read_bytes()
+    app = CertRotateApp(state_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        await start_ca_rotation(pilot)
+        await run_next_step(pilot)                                 # add eu written
+        await back_home(pilot)
+        await pilot.press("b")
+        question = await screen_shown(pilot, RollbackScreen, "the rollback question")
+        assert "restores its Secret" in question.summary and "backups taken on upload" not in question.summary
+        await pilot.press("y")
+        run = await screen_shown(pilot, RunStepScreen, "the rollback run")
+        await wait_for(pilot, lambda: run.finished, "the rollback manifests")
+        assert "waiting for your confirmation" in run.summary and "region eu" in run.summary
+        await back_home(pilot)
+        gate = await open_gate(pilot)
+        assert "07-rollback-eu.yaml" in gate.commands
+        await tick_and_confirm(pilot)
+        run = await run_next_step(pilot)
+        assert "finished" in run.summary
+    assert load(state_path).history[-1]["outcome"] == "rolled back"
+    assert (tmp_path / "certs" / "ca.crt").read_bytes() == bundle_before
