@@ -53,6 +53,14 @@ STEP_TITLES = {
     "remove": "the old CA removed from ca.crt",
     "rollback": "the Secret from before the rotation",
 }
+RUN_TEXTS = {  # the wizard's "next" panel, per phase, before a region's manifest is written
+    "trust": "Make the new CA and write, region by region, the node Secret with the new CA added second in ca.crt. "
+             "You apply each and restart its StatefulSet; certrotate verifies the nodes it can reach.",
+    "leaf": "Issue one node certificate per region and write, region by region, the node Secret that puts it in "
+            "place. You apply each and restart its StatefulSet; each node must then serve the new certificate.",
+    "retire": "Write, region by region, the node Secret whose ca.crt holds only the new CA. You apply each and "
+              "restart its StatefulSet; each node must then refuse the old CA.",
+}
 GATE_PREFIX = "region "  # a gate item: "region us-east1"; client user names cannot hold a space
 
 

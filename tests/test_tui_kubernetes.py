@@ -36,6 +36,7 @@ async def test_the_wizard_walks_region_gates_with_commands_to_copy_and_no_key_ma
         table = home.query_one(HostTable)
         assert table.value("n1", "reachable") == "via Secret" and "k8s eu/cockroachdb" in table.value("n1", "where")
         await start_ca_rotation(pilot)
+        assert "new CA added second in ca.crt" in home.query_one(NextStepPanel).step.reason
 
         run = await run_next_step(pilot)                           # writes region eu's add manifest, stops
         assert "waiting for your confirmation" in run.summary and "region eu" in run.summary

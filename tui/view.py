@@ -144,6 +144,10 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "
                         "checklist shows the commands. certrotate then verifies the nodes it can reach.",
                         items=tuple(target.gate_item for target, _, _ in waiting), last_error=error)
+    if (state.inventory.cluster.on_kubernetes and kind in kubernetes.KIND_STEPS and phase in kubernetes.RUN_TEXTS
+            and not (phase == "retire" and pending_confirmations(state, "leaf_confirmed"))):
+        return NextStep("run", "Write the next region's Secret manifest", kubernetes.RUN_TEXTS[phase],
+                        last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
                         f"Generate the new CA, upload the combined bundle (new CA first, then the old) to {hosts}, "
