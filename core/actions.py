@@ -73,6 +73,21 @@ class ExpectTrust:
 
 
 @dataclass(frozen=True)
+class ExpectAccepted:
+    """The node must accept this very client certificate (client.node.crt: how a node dials the others)."""
+
+    host: str
+    address: str
+    user: str
+    fingerprint: str
+    cert_pem: bytes = field(repr=False)
+    key_pem: bytes = field(repr=False)
+
+    def describe(self) -> list[str]:
+        return [f"check {self.address} accepts client.{self.user}.crt {self.fingerprint[:16]}…"]
+
+
+@dataclass(frozen=True)
 class ExportFiles:
     """Files for a client without SSH: left on the operator's disk for manual delivery."""
 
@@ -84,7 +99,7 @@ class ExportFiles:
         return [f"export {self.directory / f.path} (sha256 {f.sha256[:16]}…, mode {f.mode:04o})" for f in self.files]
 
 
-Action = WriteFiles | RunCommand | ExpectServed | ExpectTrust | ExportFiles
+Action = WriteFiles | RunCommand | ExpectServed | ExpectTrust | ExpectAccepted | ExportFiles
 
 
 def describe_plan(actions: list[Action]) -> list[str]:

@@ -1,6 +1,7 @@
 """The rotation runbook as code: phases, gates, and a resumable `advance`.
 
-A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md). `start init`,
+A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md); so does a client
+CA rotation (`start client-ca`), on ca-client.crt instead of ca.crt (core.client_ca). `start init`,
 `start nodes` and `start clients` are a single `leaf` phase. `advance` runs every step that
 is ready, in order, and stops at a gate: a schedule date or an operator confirmation.
 
@@ -21,24 +22,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from core import bundle, files, pki, remote_files
+from core import bundle, files, pki, regions, remote_files
 from core import state as state_mod
-from core.actions import Action, ExportFiles, FileContent, RunCommand, WriteFiles, describe_plan
-from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
+from core.actions import Action, ExpectAccepted, ExportFiles, FileContent, RunCommand, WriteFiles, describe_plan
+from core.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
+from core.client_ca import (CLIENT_CA_KIND, CLIENT_NODE_CERT, NodeLeafSet, authority_for, check_can_start_client_ca,
+                            check_node_leaf_set)
 from core.errors import BadInput, CertRotateError, StepFailed
 from core.executor import Executor, Progress, Reporter, silent
 from core.inventory import ClientConfig, NodeConfig
 from core.keys import key_matches_certificate, load_private_key
-from core.preflight import check_leaf_files
 from core.profiles import profile_for
 from core.probes import probe_sql, wait_for_fingerprint
 from core.plans import PRIVATE, PUBLIC, HostFacts, TrustCheck, plan_bundle, plan_client_files, plan_node_leaf
 from core.known_hosts import HostKeyChanged, UnknownHostKey
 from core.ssh_transport import HostSession, SshPool
 from core.state import State
-from core.workspace import Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
+from core.workspace import Workspace, ensure_ca, ensure_client_leaf, ensure_client_node_leaf, ensure_node_leaf
 
-KINDS = ("init", "ca", "nodes", "clients")
+KINDS = ("init", "ca", "nodes", "clients", CLIENT_CA_KIND)
+CA_KINDS = ("ca", CLIENT_CA_KIND)  # the kinds that go trust → wait → leaf → retire
 PHASES = ("idle", "trust", "wait", "leaf", "retire")
 MAX_PARALLEL_HOSTS = 16
 DONE = "done"
@@ -90,20 +93,26 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[st
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     if kind == "init":
-        if ws.ca_key_path.exists() or ws.bundle_path.exists():
-            raise BadInput(
-                f"{ws.relative(ws.bundle_path)} or {ws.relative(ws.ca_key_path)} already exists; `start init` is for a "
-                "cluster without certificates. Use `start ca` to rotate an existing CA."
-            )
+        client_ca_files = [ws.client_ca_key_path, ws.client_bundle_path] if ws.client_ca_key_path else []
+        for existing in [ws.ca_key_path, ws.bundle_path] + client_ca_files:
+            if existing.exists():
+                raise BadInput(
+                    f"{ws.relative(existing)} already exists; `start init` is for a cluster without certificates. "
+                    "Use `start ca` (or `start client-ca`) to rotate an existing CA."
+                )
+    elif kind == CLIENT_CA_KIND:
+        check_can_start_client_ca(ws)
     else:
         ca_bundle = bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
         if kind in ("nodes", "clients"):
             ws.current_ca()  # the CA key must be here and match, or nothing can be issued
+            if kind == "clients" or state.inventory.cluster.split_node_certs:
+                ws.current_client_ca()  # likewise the one that signs client certificates and client.node.crt
         expired = ca_bundle.expired(real_now)
         if kind == "ca" and expired and len(expired) == len(ca_bundle.entries):
             raise BadInput("Every CA in the local bundle has expired; the cluster trusts nothing valid. Use `start init`.")
     rotation_id = rotation_id_for(kind, real_now)
-    state.rotation = {"id": rotation_id, "kind": kind, "phase": "trust" if kind == "ca" else "leaf", "started": real_now}
+    state.rotation = {"id": rotation_id, "kind": kind, "phase": "trust" if kind in CA_KINDS else "leaf", "started": real_now}
     state.record("start", at=real_now, detail=f"{kind} rotation {rotation_id}")
     return state.rotation
 
@@ -126,6 +135,7 @@ class Run:
         self.rotation = state.rotation
         self.rid: str = self.rotation["id"]
         self.kind: str = self.rotation["kind"]
+        self.authority = authority_for(self.ws, self.kind)  # the CA (bundle file, key) a CA rotation replaces
         self.plans: dict[str, list[str]] = {}
         # Host steps run in threads; the record is one nested dict that `save` serialises,
         # so every change to it and every save happen under this lock.
@@ -212,14 +222,15 @@ class Run:
 
 
 def _new_ca(run: Run) -> pki.Issued:
-    """The rotation's new CA (kind ca), or the cluster's first CA (kind init); made once, found again."""
+    """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
     cluster = run.inventory.cluster
+    authority = run.authority
     if run.kind == "init":
-        key_path, cert_path = run.ws.ca_key_path, run.ws.rotation_dir(run.rid) / CA_CERT
-        name = f"Cockroach CA {cluster.name}"
+        key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
+        name = authority.common_name
     else:
-        key_path, cert_path = run.ws.new_ca_key_path(run.rid), run.ws.rotation_dir(run.rid) / CA_CERT
-        name = f"Cockroach CA {cluster.name} {run.rid}"
+        key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
+        name = f"{authority.common_name} {run.rid}"
     ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
                    now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
     if not run.dry_run and "new_ca" not in run.rotation:
@@ -235,9 +246,10 @@ def _new_ca(run: Run) -> pki.Issued:
 
 
 def _old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
-    """The CA whose key the operator holds (cluster.ca_key), to prove trust in it with a probe."""
+    """The CA whose key the operator holds (cluster.ca_key or client_ca_key), to prove trust in it with a probe."""
+    key_path = run.authority.key_path
     try:
-        key = load_private_key(run.ws.ca_key_path.read_bytes(), str(run.ws.ca_key_path))
+        key = load_private_key(key_path.read_bytes(), str(key_path))
     except (OSError, BadInput):
         return None
     for entry in old_bundle.entries:
@@ -249,11 +261,33 @@ def _old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
 
 
 def _signing_ca(run: Run) -> pki.Issued:
+    """The CA that signs node.crt: the new one of a CA rotation or first install, else the current one."""
     if run.kind in ("ca", "init"):
         return _new_ca(run)
     ca = run.ws.current_ca()
     run.executor.probe_cas[ca.fingerprint] = ca
     return ca
+
+
+def _client_signing_ca(run: Run, node_ca: pki.Issued | None) -> pki.Issued:
+    """The CA that signs client certificates and client.node.crt: the client CA when the cluster has one."""
+    if not run.inventory.cluster.has_client_ca:
+        assert node_ca is not None  # only a client CA rotation has none, and it needs a client CA
+        return node_ca
+    if run.kind == CLIENT_CA_KIND:
+        return _new_ca(run)
+    if run.kind == "init":
+        return _first_client_ca(run)
+    return run.ws.current_client_ca()
+
+
+def _first_client_ca(run: Run) -> pki.Issued:
+    """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
+    authority = authority_for(run.ws, CLIENT_CA_KIND)
+    return ensure_ca(authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file,
+                     key_type=run.inventory.cluster.key_type,
+                     lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
+                     common_name=authority.common_name, dry_run=run.dry_run)
 
 
 def _bundles(run: Run) -> tuple[bytes, bundle.Bundle, pki.Issued]:
@@ -263,14 +297,15 @@ def _bundles(run: Run) -> tuple[bytes, bundle.Bundle, pki.Issued]:
     after the local ca.crt was replaced by the combined one.
     """
     new_ca = _new_ca(run)
-    before_path = run.ws.rotation_dir(run.rid) / "ca-before.crt"
+    authority = run.authority
+    before_path = run.ws.rotation_dir(run.rid) / authority.before_name
     if before_path.exists():
         before = before_path.read_bytes()
     else:
-        before = run.ws.read_bundle()
+        before = files.read_bytes(authority.local_bundle, f"The local {authority.bundle_file} bundle")
         if not run.dry_run:
             files.write_public(before_path, before, overwrite=False)
-    old_bundle = bundle.parse_bundle(before, run.ws.relative(run.ws.bundle_path))
+    old_bundle = bundle.parse_bundle(before, run.ws.relative(authority.local_bundle))
     combined = bundle.combine(new_ca.cert_pem, before)
     if not run.dry_run:
         run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
@@ -282,26 +317,27 @@ def _bundles(run: Run) -> tuple[bytes, bundle.Bundle, pki.Issued]:
 
 
 def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[bytes], checks: list[TrustCheck]) -> None:
-    """Put `bundle_pem` on every node in parallel, reload, verify; then deliver it to every client."""
+    """Put `bundle_pem` on every node (region by region, each region in parallel), reload, verify;
+    then deliver it to every client."""
     wanted_sha = hashlib.sha256(bundle_pem).hexdigest()
     allowed = {hashlib.sha256(b).hexdigest() for b in allowed_before} | {wanted_sha}
 
     def node_work(node: NodeConfig) -> None:
         record = run.node_record(node.name)
         session = run.session(node)
-        ca_path = f"{node.certs_dir.rstrip('/')}/{CA_CERT}"
+        ca_path = f"{node.certs_dir.rstrip('/')}/{run.authority.bundle_file}"
         facts = run.executor.observe(session, [ca_path], node.sql_addr)
         if facts.files.get(ca_path) not in allowed:
             raise StepFailed(
                 f"{node.name}: {ca_path} is neither the bundle certrotate knows from before this rotation nor "
                 f"the one it is rolling out (it was changed by hand?); compare it with "
-                f"{run.ws.relative(run.ws.bundle_path)} before going on."
+                f"{run.ws.relative(run.authority.local_bundle)} before going on."
             )
         if facts.served_fingerprint and "served_before" not in record and not run.dry_run:
             run.update_record(record, served_before=facts.served_fingerprint)
         actions = plan_bundle(node.name, node.certs_dir, facts, bundle_pem, reload=node.reload or _profile_reload(run),
                               sql_addr=node.sql_addr, checks=checks, backup_id=f"{run.rid}.{step}",
-                              verified=record.get(step) == DONE)
+                              verified=record.get(step) == DONE, bundle_file=run.authority.bundle_file)
         run.report(Progress(node.name, step, "running", "starting"))
         run.execute(node.name, session, actions, step)
         if not run.dry_run:
@@ -309,9 +345,35 @@ def _bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[by
                 run.update_record(record, **{step: DONE, f"{step}_at": pki.utcnow(), f"{step}_bundle_sha256": wanted_sha})
             run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
 
-    run.in_parallel(step, list(run.inventory.nodes), node_work, lambda n: n.name)
-    for client in run.inventory.clients:
+    _region_by_region(run, step, node_work)
+    for client in run.inventory.clients if run.authority.clients_hold_bundle else ():
         _deliver_to_client(run, client, step, {CA_CERT: (bundle_pem, PUBLIC)}, confirm_key=f"{step}_confirmed")
+
+
+def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], None]) -> None:
+    """One region at a time, its nodes in parallel; a region that fails leaves the later ones untouched."""
+    groups = regions.by_region(run.inventory.nodes)
+    for index, (region, group) in enumerate(groups):
+        announce = region is not None and not run.dry_run  # a dry run verifies nothing to announce
+        if announce:
+            run.report(regions.started(region, step, group))
+        try:
+            run.in_parallel(step, group, node_work, lambda n: n.name)
+        except StepFailed as error:
+            if region is None or isinstance(error, (UnknownHostKey, HostKeyChanged)):
+                raise
+            run.report(regions.failed(region, step))
+            raise _recorded(run, regions.stopped_sentence(error, region, step, groups[index + 1:])) from error
+        if announce:
+            run.report(regions.finished(region, step, group))
+
+
+def _recorded(run: Run, sentence: str) -> StepFailed:
+    """The failure as the state file records it (the wizard shows `last_error`) and as it is raised."""
+    with run.lock:
+        run.rotation["last_error"] = sentence
+    run.save()
+    return StepFailed(sentence)
 
 
 def _deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
@@ -400,10 +462,11 @@ def phase_trust(run: Run) -> Gate | None:
     combined, old_bundle, new_ca = _bundles(run)
     old_ca = _old_ca(run, old_bundle)
     checks = [TrustCheck(new_ca.fingerprint, True)] + ([TrustCheck(old_ca.fingerprint, True)] if old_ca else [])
-    _bundle_step(run, "trust", combined, [old_bundle.pem, _file_or_empty(run.ws.bundle_path)], checks)
+    checks = checks if run.authority.probes_prove_trust else []
+    _bundle_step(run, "trust", combined, [old_bundle.pem, _file_or_empty(run.authority.local_bundle)], checks)
     if run.dry_run:
         return None
-    files.write_public(run.ws.bundle_path, combined, overwrite=True)
+    files.write_public(run.authority.local_bundle, combined, overwrite=True)
     finished = pki.utcnow()
     run.rotation["trust_done_at"] = finished
     run.rotation["wait_until"] = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
@@ -421,11 +484,13 @@ def _file_or_empty(path: Path) -> bytes:
 
 
 def phase_wait(run: Run) -> Gate | None:
-    gate_confirm = _confirmation_gate(run, "trust_confirmed", "the new CA bundle and was restarted")
+    gate_confirm = (_confirmation_gate(run, "trust_confirmed", "the new CA bundle and was restarted")
+                    if run.authority.clients_hold_bundle else None)
     until = run.rotation["wait_until"]
     if run.clock < until:
+        why = ", so every client picks up the new bundle" if run.authority.clients_hold_bundle else ""
         return Gate("schedule", f"leaf rotation waits {run.inventory.cluster.leaf_delay_days} days after the trust "
-                                f"rollout, so every client picks up the new bundle", until=until)
+                                f"rollout{why}", until=until)
     if gate_confirm:
         return gate_confirm
     if not run.dry_run:
@@ -439,29 +504,42 @@ def _rollout_order(nodes: tuple[NodeConfig, ...]) -> list[NodeConfig]:
     """Canary first (the first node of the inventory), then region by region in inventory order."""
     if not nodes:
         return []
-    canary, rest = nodes[0], list(nodes[1:])
-    regions: list[str | None] = []
-    for node in rest:
-        if node.region not in regions:
-            regions.append(node.region)
-    ordered = [canary]
-    for region in ([canary.region] if canary.region in regions else []) + [r for r in regions if r != canary.region]:
-        ordered += [n for n in rest if n.region == region]
-    return ordered
+    canary = nodes[0]
+    return [canary] + [node for _, group in regions.by_region(nodes) for node in group if node is not canary]
 
 
-def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | None, trusted_bundle: bytes) -> None:
+def _node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued | None, client_ca: pki.Issued) -> NodeLeafSet:
+    """node.crt (not when only the client CA changes) and, in the split layout, client.node.crt."""
+    now = pki.utcnow()
+    server = (None if node_ca is None or run.kind == CLIENT_CA_KIND else
+              ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run))
+    client_node = (ensure_client_node_leaf(run.ws, run.rid, client_ca, node, now=now, dry_run=run.dry_run)
+                   if run.inventory.cluster.split_node_certs else None)
+    return NodeLeafSet(server, client_node)
+
+
+def _leaf_node(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: dict[str, bytes],
+               server_bundle: bytes, client_bundle: bytes) -> None:
+    """One node's new leaves as one change: upload, reload once, verify; its previous files back on failure."""
     record = run.node_record(node.name)
-    leaf = ensure_node_leaf(run.ws, run.rid, ca, node, now=pki.utcnow(), dry_run=run.dry_run)
-    check_leaf_files(leaf.cert_pem, leaf.key_pem, trusted_bundle, f"the new node.crt of {node.name}", now=pki.utcnow(),
-                     client=False, node_principal=run.inventory.cluster.profile == "cockroach")
+    check_node_leaf_set(leaves, node_name=node.name, cluster=run.inventory.cluster, server_bundle=server_bundle,
+                        client_bundle=client_bundle, now=pki.utcnow())
     session = run.session(node)
     base = node.certs_dir.rstrip("/")
-    paths = [f"{base}/{NODE_KEY}", f"{base}/{NODE_CERT}"] + ([f"{base}/{CA_CERT}"] if bundle_pem else [])
-    facts = run.executor.observe(session, paths, node.sql_addr)
-    actions = plan_node_leaf(node.name, node.certs_dir, facts, leaf.cert_pem, leaf.key_pem, leaf.fingerprint,
-                             bundle_pem=bundle_pem, reload=node.reload or _profile_reload(run), sql_addr=node.sql_addr,
-                             backup_id=f"{run.rid}.leaf", verified=record.get("leaf") == DONE)
+    server, client_node = leaves.server, leaves.client_node
+    bundle_pem = first_bundles.get(CA_CERT)
+    extra = {name: (pem, PUBLIC) for name, pem in first_bundles.items() if name != CA_CERT} | leaves.extra_files()
+    names = ([NODE_KEY, NODE_CERT] if server else []) + list(extra) + ([CA_CERT] if bundle_pem else [])
+    facts = run.executor.observe(session, [f"{base}/{name}" for name in names], node.sql_addr)
+    accepted = (ExpectAccepted(node.name, node.sql_addr, pki.NODE_USER, client_node.fingerprint, client_node.cert_pem,
+                               client_node.key_pem),) if client_node and node.sql_addr else ()
+    # Without a new node.crt (a client CA rotation) the node must go on serving the one it serves.
+    actions = plan_node_leaf(node.name, node.certs_dir, facts, server.cert_pem if server else None,
+                             server.key_pem if server else None,
+                             server.fingerprint if server else facts.served_fingerprint, bundle_pem=bundle_pem,
+                             reload=node.reload or _profile_reload(run), sql_addr=node.sql_addr,
+                             backup_id=f"{run.rid}.leaf", verified=record.get("leaf") == DONE, extra_files=extra,
+                             accepted=accepted)
     run.report(Progress(node.name, "leaf", "running", "starting"))
     try:
         run.execute(node.name, session, actions, "leaf")
@@ -480,9 +558,12 @@ def _leaf_node(run: Run, node: NodeConfig, ca: pki.Issued, bundle_pem: bytes | N
         run.save()
         raise StepFailed(message) from None
     if not run.dry_run:
-        if record.get("leaf") != DONE or record.get("leaf_fingerprint") != leaf.fingerprint:
-            record.update({"leaf": DONE, "leaf_at": pki.utcnow(), "leaf_fingerprint": leaf.fingerprint})
-        run.report(Progress(node.name, "leaf", "ok", f"serves the new certificate {leaf.fingerprint[:16]}…"))
+        done = {"leaf_fingerprint": server.fingerprint} if server else {}
+        done |= {"client_node_fingerprint": client_node.fingerprint} if client_node else {}
+        if record.get("leaf") != DONE or any(record.get(key) != value for key, value in done.items()):
+            record.update({"leaf": DONE, "leaf_at": pki.utcnow(), **done})
+        what = (f"serves the new certificate {server.fingerprint[:16]}…" if server else "keeps serving its certificate")
+        run.report(Progress(node.name, "leaf", "ok", what + (f", accepts its new {CLIENT_NODE_CERT}" if client_node else "")))
         run.save()
 
 
@@ -508,27 +589,53 @@ def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession,
         return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
 
 
+def _leaf_trust_bundles(run: Run, node_ca: pki.Issued | None, client_ca: pki.Issued) -> tuple[bytes, bytes]:
+    """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
+    if run.kind == "init" and node_ca is not None:
+        server = node_ca.cert_pem
+    elif run.kind == "ca":
+        server = _bundles(run)[0]
+    else:
+        server = run.ws.read_bundle()
+    if not run.inventory.cluster.has_client_ca:
+        return server, server
+    if run.kind == "init":
+        return server, client_ca.cert_pem
+    if run.kind == CLIENT_CA_KIND:
+        return server, _bundles(run)[0]
+    return server, files.read_bytes(run.ws.client_bundle_path, f"The local {CLIENT_CA_CERT} bundle")
+
+
 def phase_leaf(run: Run) -> Gate | None:
-    ca = _signing_ca(run)
-    nodes_too = run.kind in ("ca", "nodes", "init")
-    clients_too = run.kind in ("ca", "clients", "init")
+    # A client CA rotation keeps node.crt, so it needs no node CA key (which may be kept offline).
+    ca = None if run.kind == CLIENT_CA_KIND else _signing_ca(run)
+    client_ca = _client_signing_ca(run, ca)
+    split = run.inventory.cluster.split_node_certs
+    nodes_too = run.kind in ("ca", "nodes", "init") or (run.kind == CLIENT_CA_KIND and split)
+    clients_too = run.kind in ("ca", "clients", "init", CLIENT_CA_KIND)
     init_bundle = ca.cert_pem if run.kind == "init" else None
+    first_bundles = {CA_CERT: ca.cert_pem} if init_bundle else {}
+    if init_bundle and run.inventory.cluster.has_client_ca:
+        first_bundles[CLIENT_CA_CERT] = client_ca.cert_pem
     if nodes_too:
-        trusted = init_bundle or (_bundles(run)[0] if run.kind == "ca" else run.ws.read_bundle())
+        server_bundle, client_bundle = _leaf_trust_bundles(run, ca, client_ca)
         failures = []
-        for node in _rollout_order(run.inventory.nodes):
+        order = _rollout_order(run.inventory.nodes)
+        for node in order if run.kind == "init" or run.dry_run else regions.announce(order, "leaf", run.report):
             try:
-                _leaf_node(run, node, ca, init_bundle, trusted)
+                _leaf_node(run, node, _node_leaves(run, node, ca, client_ca), first_bundles, server_bundle, client_bundle)
             except StepFailed as error:
                 if run.kind != "init":
-                    raise  # canary first: the first node that fails stops the rollout
+                    # canary first: the first node that fails stops the rollout
+                    sentence = regions.stopped(error, node, run.inventory.nodes, "leaf", run.report)
+                    raise (_recorded(run, sentence) if sentence else error) from None
                 failures.append(str(error))  # a first install serves nothing yet: install everywhere
         if failures:
             more = f" ({len(failures) - 1} more node(s) likewise)" if len(failures) > 1 else ""
             raise StepFailed(failures[0] + more)
     if clients_too:
         for client in run.inventory.clients:
-            leaf = ensure_client_leaf(run.ws, run.rid, ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
+            leaf = ensure_client_leaf(run.ws, run.rid, client_ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
             payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
                        client_key_name(client.user): (leaf.key_pem, PRIVATE)}
             if init_bundle:
@@ -538,7 +645,7 @@ def phase_leaf(run: Run) -> Gate | None:
                 run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint
     if run.dry_run:
         return None
-    if run.kind == "ca":
+    if run.kind in CA_KINDS:
         run.rotation["phase"] = "retire"
         run.record("phase retire")
         run.save()
@@ -548,6 +655,8 @@ def phase_leaf(run: Run) -> Gate | None:
         return gate
     if run.kind == "init":
         files.write_public(run.ws.bundle_path, ca.cert_pem, overwrite=True)
+        if CLIENT_CA_CERT in first_bundles:
+            files.write_public(run.ws.client_bundle_path, client_ca.cert_pem, overwrite=True)
     _finish(run, "done")
     return None
 
@@ -561,14 +670,15 @@ def phase_retire(run: Run) -> Gate | None:
     final = bundle.remove(combined, set(old_bundle.fingerprints))
     old_ca = _old_ca(run, old_bundle)
     checks = [TrustCheck(new_ca.fingerprint, True)] + ([TrustCheck(old_ca.fingerprint, False)] if old_ca else [])
+    checks = checks if run.authority.probes_prove_trust else []
     _bundle_step(run, "retire", final, [combined], checks)
     if run.dry_run:
         return None
-    files.write_public(run.ws.bundle_path, final, overwrite=True)
+    files.write_public(run.authority.local_bundle, final, overwrite=True)
     new_key = run.rotation["new_ca"]["key"]
     state = run.state
     state.inventory = dataclasses.replace(
-        state.inventory, cluster=dataclasses.replace(state.inventory.cluster, ca_key=new_key))
+        state.inventory, cluster=dataclasses.replace(state.inventory.cluster, **{run.authority.key_field: new_key}))
     run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
     _finish(run, "done")
     return None
@@ -578,6 +688,12 @@ def _check_nothing_depends_on_old_ca(run: Run) -> None:
     """Retiring is safe only when every node serves its new leaf and every client holds one."""
     for node in run.inventory.nodes:
         record = run.node_record(node.name)
+        if run.kind == CLIENT_CA_KIND:
+            # node.crt comes from the node CA and stays; only client.node.crt depends on the client CA.
+            if run.inventory.cluster.split_node_certs and record.get("leaf") != DONE:
+                raise StepFailed(f"{node.name} has no new {CLIENT_NODE_CERT} recorded; the old client CA cannot be "
+                                 "retired yet.")
+            continue
         expected = record.get("leaf_fingerprint")
         if record.get("leaf") != DONE or not expected:
             raise StepFailed(f"{node.name} has no new certificate recorded; the old CA cannot be retired yet.")
@@ -675,9 +791,9 @@ def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outco
         except CertRotateError as error:
             failures.append(str(error))
             report(Progress(name, "rollback", "failed", str(error)))
-    before = run.ws.rotation_dir(run.rid) / "ca-before.crt"
+    before = run.ws.rotation_dir(run.rid) / run.authority.before_name
     if before.exists():
-        files.write_public(run.ws.bundle_path, before.read_bytes(), overwrite=True)
+        files.write_public(run.authority.local_bundle, before.read_bytes(), overwrite=True)
     if failures:
         run.rotation["last_error"] = failures[0]
         run.save()

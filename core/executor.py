@@ -2,7 +2,7 @@
 
 The executor is the only part of the engine that touches the network: it reads remote
 hashes and served certificates (`observe`), and performs WriteFiles / RunCommand /
-ExpectServed / ExpectTrust / ExportFiles (`apply`), reporting each through a callback.
+ExpectServed / ExpectTrust / ExpectAccepted / ExportFiles (`apply`), reporting each through a callback.
 A reload is judged by what the node serves afterwards, never by its exit code.
 """
 
@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from cryptography import x509
+
 from core import files, probes, remote_files
-from core.actions import Action, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
+from core.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
 from core.errors import CertRotateError, StepFailed
+from core.keys import load_private_key
 from core.pki import Issued
 from core.plans import HostFacts
 from core.ssh_transport import HostSession, SshPool
@@ -116,6 +119,8 @@ class Executor:
                 self._expect_served(action, step)
             elif isinstance(action, ExpectTrust):
                 self._expect_trust(action, step)
+            elif isinstance(action, ExpectAccepted):
+                self._expect_accepted(action, step)
             elif isinstance(action, ExportFiles):
                 self._export(action, step)
 
@@ -172,6 +177,23 @@ class Executor:
             time.sleep(0.3)
         verb = "trusts" if action.trusted else "no longer trusts"
         self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…"))
+
+    def _expect_accepted(self, action: ExpectAccepted, step: str) -> None:
+        """Present the certificate itself, as the node would when it dials another node."""
+        client = Issued(x509.load_pem_x509_certificate(action.cert_pem), load_private_key(action.key_pem, "client key"))
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            # probe_trust's `ca` only names the issuer in its messages; the certificate itself is presented.
+            result = probes.probe_trust(action.address, client, client=client, user=action.user)
+            if result.trusted:
+                break
+            if time.monotonic() >= deadline:
+                raise StepFailed(
+                    f"{action.host} refuses its new client.{action.user}.crt {action.fingerprint[:16]}… after the "
+                    f"reload ({result.detail}); check its CA bundles and reload command."
+                )
+            time.sleep(0.3)
+        self.report(Progress(action.host, step, "running", f"accepts client.{action.user}.crt {action.fingerprint[:16]}…"))
 
     def _export(self, action: ExportFiles, step: str) -> None:
         for f in action.files:

@@ -21,6 +21,7 @@ DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate
 # Kubernetes object names: a namespace is a DNS label, a Secret or StatefulSet name a DNS subdomain.
 _K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _K8S_SUBDOMAIN = rf"(?=.{{1,253}}$){_K8S_LABEL}(\.{_K8S_LABEL})*"
+NODE_CERT_LAYOUTS = ("combined", "split")  # split: node.crt without CN=node, plus client.node.crt
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
 
 
@@ -52,10 +53,20 @@ class ClusterConfig:
     kubernetes_namespace: str = "default"
     kubernetes_secret: str = "cockroachdb-node"  # the Secret holding ca.crt, node.crt, node.key
     kubernetes_statefulset: str = "cockroachdb"
+    node_cert_layout: str = "combined"  # "split": node.crt serves only, client.node.crt (CN=node) dials
+    client_ca_key: str | None = None  # set: client certificates come from a separate client CA (ca-client.crt)
 
     @property
     def on_kubernetes(self) -> bool:
         return self.delivery == "kubernetes"
+
+    @property
+    def split_node_certs(self) -> bool:
+        return self.node_cert_layout == "split"
+
+    @property
+    def has_client_ca(self) -> bool:
+        return self.client_ca_key is not None
 
 
 @dataclass(frozen=True)
@@ -216,7 +227,14 @@ def _remote_dir(r: _Reader, key: str, value: str) -> str:
     return value
 
 
-def _check_kubernetes_names(c: _Reader, cluster: ClusterConfig) -> None:
+def _check_kubernetes_cluster(c: _Reader, cluster: ClusterConfig) -> None:
+    if cluster.on_kubernetes:
+        # The node Secret certrotate writes holds ca.crt, node.crt and node.key only.
+        for key, value in (("node_cert_layout", cluster.node_cert_layout != "combined"),
+                           ("client_ca_key", cluster.client_ca_key is not None)):
+            if value:
+                c.fail(key, 'is not supported with delivery = "kubernetes" yet (its Secret holds ca.crt, node.crt '
+                            "and node.key only)")
     checks = (("kubernetes_namespace", _K8S_LABEL, "a DNS label"), ("kubernetes_secret", _K8S_SUBDOMAIN, "a DNS subdomain"),
               ("kubernetes_statefulset", _K8S_SUBDOMAIN, "a DNS subdomain"))
     for key, pattern, what in checks:
@@ -243,6 +261,19 @@ def _check_kubernetes_node(r: _Reader, cluster: ClusterConfig, node: NodeConfig,
                                            "namespace with one node Secret")
 
 
+def _check_split_fields(c: _Reader, cluster: ClusterConfig) -> None:
+    """A client CA key is a second secret: it must not be the node CA's, and CockroachDB needs client.node.crt."""
+    if cluster.client_ca_key is None:
+        return
+    if Path(cluster.client_ca_key).expanduser() == Path(cluster.ca_key).expanduser():
+        c.fail("client_ca_key", f"is the same file as ca_key ({cluster.ca_key!r}); the client CA needs a key of its own")
+    if cluster.profile == "cockroach" and not cluster.split_node_certs:
+        # With ca-client.crt a CockroachDB node checks the certificate another node dials with
+        # against the client CA; only client.node.crt (signed by it) gets through.
+        c.fail("client_ca_key", 'needs node_cert_layout = "split" with the cockroach profile: nodes dial each '
+               "other with client.node.crt, signed by the client CA")
+
+
 def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
     if "cluster" not in data:
         raise BadInput(f"{source} has no [cluster] table; it needs at least [cluster] name and one [[nodes]].")
@@ -264,8 +295,11 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         kubernetes_namespace=c.get("kubernetes_namespace", str, "default"),
         kubernetes_secret=c.get("kubernetes_secret", str, "cockroachdb-node"),
         kubernetes_statefulset=c.get("kubernetes_statefulset", str, "cockroachdb"),
+        node_cert_layout=c.get("node_cert_layout", str, "combined", choices=NODE_CERT_LAYOUTS),
+        client_ca_key=c.get("client_ca_key", str, None),
     )
-    _check_kubernetes_names(c, cluster)
+    _check_kubernetes_cluster(c, cluster)
+    _check_split_fields(c, cluster)
     if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
         c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
     check_key_type(cluster.key_type)

@@ -69,6 +69,9 @@ def check_start(kind: str) -> None:
     if kind == "init":
         raise BadInput("First-time setup is not done by certrotate on Kubernetes: the helm chart or operator creates "
                        "the first certificates. Use `start ca`, `start nodes` or `start clients`.")
+    if kind not in ("ca", "nodes", "clients"):
+        raise BadInput(f"A {kind} rotation is not supported with delivery = \"kubernetes\" yet; use `start ca`, "
+                       "`start nodes` or `start clients`.")
 
 
 # -- the record -------------------------------------------------------------------------------

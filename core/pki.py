@@ -43,13 +43,20 @@ class Profile:
     kind: str
     is_ca: bool
     extended_key_usage: tuple[x509.ObjectIdentifier, ...] = ()
+    fixed_common_name: str | None = None  # the CN every certificate of this kind carries (node: "node")
 
 
 CA_PROFILE = Profile("ca", is_ca=True)
 CLIENT_CA_PROFILE = Profile("client-ca", is_ca=True)
 NODE_PROFILE = Profile(
-    "node", is_ca=False, extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
+    "node", is_ca=False, extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
+    fixed_common_name=NODE_USER,
 )
+# Split node certificates: for organisational CAs that refuse to sign a server certificate
+# with CN=node. node.crt then only serves (SANs, serverAuth) and client.node.crt (CN=node,
+# clientAuth, CLIENT_PROFILE) carries the node's identity when it dials other nodes.
+SPLIT_NODE_PROFILE = Profile("node-split", is_ca=False, extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
+NODE_PROFILES = {"combined": NODE_PROFILE, "split": SPLIT_NODE_PROFILE}
 CLIENT_PROFILE = Profile("client", is_ca=False, extended_key_usage=(ExtendedKeyUsageOID.CLIENT_AUTH,))
 
 
@@ -235,14 +242,16 @@ def issue_node(
     now: dt.datetime | None = None,
     with_node_principal: bool = True,
     ocsp_url: str | None = None,
+    profile: Profile = NODE_PROFILE,
 ) -> Issued:
-    """node.crt: CN=node with the node's addresses as SANs (without CN for split node certs)."""
+    """node.crt: CN=node with the node's addresses as SANs; `profile=SPLIT_NODE_PROFILE` (or the older
+    `with_node_principal=False`) for the split layout's node.crt without CN."""
     if not addresses:
         raise BadInput("A node certificate needs at least one host address (DNS name or IP).")
     key = generate_private_key(key_type)
     cert = build_certificate(
-        NODE_PROFILE,
-        common_name=NODE_USER if with_node_principal else None,
+        profile,
+        common_name=profile.fixed_common_name if with_node_principal else None,
         key=key,
         lifetime=lifetime,
         now=now or utcnow(),

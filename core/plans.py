@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from core.actions import Action, ExpectServed, ExpectTrust, FileContent, RunCommand, WriteFiles
+from core.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, FileContent, RunCommand, WriteFiles
 from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
 
 PUBLIC = 0o644
@@ -58,9 +58,10 @@ def plan_bundle(
     checks: list[TrustCheck],
     backup_id: str,
     verified: bool,
+    bundle_file: str = CA_CERT,
 ) -> list[Action]:
-    """Put `bundle_pem` in ca.crt, reload, and prove the node still serves what it served."""
-    wanted = [FileContent(posixpath.join(certs_dir, CA_CERT), bundle_pem, PUBLIC)]
+    """Put `bundle_pem` in ca.crt (or ca-client.crt), reload, and prove the node still serves what it served."""
+    wanted = [FileContent(posixpath.join(certs_dir, bundle_file), bundle_pem, PUBLIC)]
     actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified)
     if sql_addr and (actions or not verified):
         if facts.served_fingerprint:
@@ -73,28 +74,40 @@ def plan_node_leaf(
     host: str,
     certs_dir: str,
     facts: HostFacts,
-    cert_pem: bytes,
-    key_pem: bytes,
-    fingerprint: str,
+    cert_pem: bytes | None,
+    key_pem: bytes | None,
+    fingerprint: str | None,
     *,
     bundle_pem: bytes | None,
     reload: str | None,
     sql_addr: str | None,
     backup_id: str,
     verified: bool,
+    extra_files: dict[str, tuple[bytes, int]] | None = None,
+    accepted: tuple[ExpectAccepted, ...] = (),
 ) -> list[Action]:
-    """Replace node.crt/node.key (and ca.crt for a first install), reload, prove the new one is served."""
-    wanted = [
-        FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE),
-        FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC),
-    ]
+    """Replace node.crt/node.key (and ca.crt for a first install), reload, prove the new one is served.
+
+    `extra_files` go up in the same change (client.node.crt/.key of the split layout; ca-client.crt
+    of a first install with a client CA); `accepted` are client certificates the node must then
+    accept. Without `cert_pem` node.crt stays, and the node must go on serving `fingerprint`.
+    """
+    wanted = []
+    if cert_pem is not None and key_pem is not None:
+        wanted += [
+            FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE),
+            FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC),
+        ]
+    wanted += [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in (extra_files or {}).items()]
     if bundle_pem is not None:
         wanted.insert(0, FileContent(posixpath.join(certs_dir, CA_CERT), bundle_pem, PUBLIC))
-    if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted):
+    if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted) and (verified or not accepted):
         return []
     actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified=False)
-    if sql_addr:
+    if sql_addr and fingerprint:
         actions.append(ExpectServed(host, sql_addr, fingerprint))
+    if sql_addr:
+        actions += list(accepted)
     return actions
 
 

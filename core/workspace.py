@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 
 from core import bundle, files, pki
 from core.cert_commands import load_ca
-from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
+from core.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
 from core.errors import BadInput
 from core.inventory import ClusterConfig, NodeConfig, resolve_local
 from core.keys import key_matches_certificate, load_private_key
@@ -52,6 +52,21 @@ class Workspace:
     @property
     def bundle_path(self) -> Path:
         return self.local_certs_dir / CA_CERT
+
+    @property
+    def client_ca_key_path(self) -> Path | None:
+        """The client CA's key, when the cluster has a client CA of its own (cluster.client_ca_key)."""
+        return resolve_local(self.cluster.client_ca_key, self.base_dir) if self.cluster.client_ca_key else None
+
+    @property
+    def client_bundle_path(self) -> Path:
+        return self.local_certs_dir / CLIENT_CA_CERT
+
+    def current_client_ca(self) -> pki.Issued:
+        """The CA that signs client certificates (and client.node.crt): the client CA when there is one."""
+        if self.client_ca_key_path is None:
+            return self.current_ca()
+        return load_ca(self.client_bundle_path, self.client_ca_key_path)
 
     def rotation_dir(self, rotation_id: str) -> Path:
         return self.local_certs_dir / "rotations" / rotation_id
@@ -125,6 +140,7 @@ def _write_leaf(cert_path: Path, key_path: Path, issued: pki.Issued, dry_run: bo
 
 def ensure_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, node: NodeConfig, *, now: dt.datetime,
                      dry_run: bool = False) -> LeafFiles:
+    """node.crt/node.key; in the split layout without CN=node (pki.SPLIT_NODE_PROFILE)."""
     directory = ws.rotation_dir(rotation_id) / "nodes" / node.name
     cert_path, key_path = directory / NODE_CERT, directory / NODE_KEY
     staged = _staged(cert_path, key_path, ca)
@@ -133,6 +149,22 @@ def ensure_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, node: Node
     addresses = list(node.addresses) or [node.ssh_host]
     issued = pki.issue_node(
         ca, addresses, key_type=ws.cluster.key_type, now=now,
+        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
+        profile=pki.NODE_PROFILES[ws.cluster.node_cert_layout],
+    )
+    return _write_leaf(cert_path, key_path, issued, dry_run)
+
+
+def ensure_client_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, node: NodeConfig, *, now: dt.datetime,
+                            dry_run: bool = False) -> LeafFiles:
+    """client.node.crt/.key of one node (split layout): CN=node, clientAuth, signed by the client-signing CA."""
+    directory = ws.rotation_dir(rotation_id) / "nodes" / node.name
+    cert_path, key_path = directory / client_cert_name(pki.NODE_USER), directory / client_key_name(pki.NODE_USER)
+    staged = _staged(cert_path, key_path, ca)
+    if staged:
+        return staged
+    issued = pki.issue_client(
+        ca, pki.NODE_USER, key_type=ws.cluster.key_type, now=now,
         lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)

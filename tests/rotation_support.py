@@ -130,10 +130,10 @@ class LiveClient:
         shutil.rmtree(self._private, ignore_errors=True)
 
 
-def lab_with_restarting_client(lab_factory, nodes: int) -> tuple[Lab, Path]:
+def lab_with_restarting_client(lab_factory, nodes: int, **lab_options) -> tuple[Lab, Path]:
     """A lab whose `app` client is delivered over SSH and "restarts" by touching a marker file
     that LiveClient watches; verification is kept short so failures show quickly."""
-    lab = lab_factory(nodes, ssh_clients=("app",))
+    lab = lab_factory(nodes, ssh_clients=("app",), **lab_options)
     marker = lab.client_host("app").certs_dir / "restarted"
 
     def add_restart(data):

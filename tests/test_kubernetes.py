@@ -249,6 +249,8 @@ def test_inventory_kubernetes_nodes_need_no_ssh_but_their_addresses():
         parse(cluster='delivery = "kubernetes"\nkubernetes_namespace = "Prod_1"')
     with pytest.raises(BadInput, match="delivery is 'helm'; choose one of ssh, kubernetes"):
         parse(cluster='delivery = "helm"')
+    with pytest.raises(BadInput, match='node_cert_layout is not supported with delivery = "kubernetes" yet'):
+        parse(cluster='delivery = "kubernetes"\nnode_cert_layout = "split"')
 
 
 def test_inventory_one_namespace_per_region_and_ssh_clusters_unchanged():

@@ -147,4 +147,12 @@ class CertRotateApp(App[int]):
         if self.demo and self.check_action("time_travel", ()):
             yield SystemCommand("Time travel", "Move the wizard's clock past the next schedule date (demo)",
                                 self.action_time_travel)
+        yield SystemCommand("Cloud client CA", "A Cloud cluster's client CAs: expiry and the upload command",
+                            self.action_cloud_client_ca)
         yield SystemCommand("Help", "How the wizard works, and every key", self.action_help)
+
+    def action_cloud_client_ca(self) -> None:
+        from tui.screens.cloud_client_ca import DEFAULT_DIR, CloudClientCaScreen
+
+        base = self.state.base_dir if self.state is not None else Path.cwd()
+        self.push_screen(CloudClientCaScreen(base / DEFAULT_DIR))

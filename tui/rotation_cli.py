@@ -168,7 +168,7 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     status.set_defaults(handler=_status)
 
     start = subparsers.add_parser("start", parents=[state_parent], help="open a rotation")
-    start.add_argument("kind", choices=engine.KINDS, help="init | ca | nodes | clients")
+    start.add_argument("kind", choices=engine.KINDS, help=" | ".join(engine.KINDS))
     start.set_defaults(handler=_start)
 
     advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")

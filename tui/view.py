@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import kubernetes
-from core.inventory import ClientConfig
+from core.inventory import ClientConfig, ClusterConfig
 from core.state import State
 
 DONE = "done"  # core.DONE
@@ -47,7 +47,28 @@ KIND_TITLES = {
     "init": "first-time setup",
     "nodes": "node certificates only",
     "clients": "client certificates only",
+    "client-ca": "client CA rotation",
 }
+CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
+# A client CA rotation's steps in its own words (ca-client.crt is read by the nodes only).
+CLIENT_CA_STEPS = {
+    "trust": ("Run the trust step", "Generate the new client CA, upload ca-client.crt (new client CA first, then the "
+              "old) to every node, reload and verify that every node accepts client certificates of both."),
+    "wait": ("Run the leaf step", "Issue new client certificates (and client.node.crt in the split layout) from the "
+             "new client CA and deliver them; node.crt and ca.crt stay as they are."),
+    "retire": ("Run the retire step", "Upload ca-client.crt without the old client CA to every node, reload, and "
+               "verify that every node accepts the new client CA and refuses the old one."),
+}
+
+
+def trust_layout(cluster: ClusterConfig) -> list[str]:
+    """How the cluster's certificates are laid out, when it is not the default (one CA, node.crt with CN=node)."""
+    facts = []
+    if cluster.split_node_certs:
+        facts.append("split node certs (node.crt + client.node.crt)")
+    if cluster.has_client_ca:
+        facts.append("client CA in ca-client.crt")
+    return facts
 
 
 def when(value: Any) -> str:
@@ -81,7 +102,7 @@ def timeline(state: State) -> list[Stage]:
         note = f"last: {last.get('outcome')} {day(last.get('finished'))}" if last else "no rotation yet"
         return [Stage(name, "idle", note if name == "trust" else "") for name in STAGES]
     phase, kind = state.phase, rotation.get("kind")
-    if kind != "ca":
+    if kind not in CA_KINDS:
         skipped = f"not part of {KIND_TITLES.get(kind, kind)}"
         return [Stage(name, "current" if name == "leaf" else "skipped", "in progress" if name == "leaf" else skipped)
                 for name in STAGES]
@@ -148,6 +169,10 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
             and not (phase == "retire" and pending_confirmations(state, "leaf_confirmed"))):
         return NextStep("run", "Write the next region's Secret manifest", kubernetes.RUN_TEXTS[phase],
                         last_error=error)
+    if kind == "client-ca" and phase in CLIENT_CA_STEPS and not (phase == "retire" and pending_confirmations(state)):
+        title, reason = CLIENT_CA_STEPS[phase]
+        if phase != "wait" or not isinstance(rotation.get("wait_until"), dt.datetime) or now >= rotation["wait_until"]:
+            return NextStep("run", title, reason, last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
                         f"Generate the new CA, upload the combined bundle (new CA first, then the old) to {hosts}, "
@@ -161,7 +186,8 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                             f"New leaf certificates wait {state.inventory.cluster.leaf_delay_days} days after the "
                             f"trust rollout so every client picks up the new bundle ({days} days left).",
                             until=until, last_error=error)
-        pending = pending_confirmations(state, "trust_confirmed")
+        # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
+        pending = pending_confirmations(state, "trust_confirmed") if kind != "client-ca" else []
         if pending:
             return NextStep("confirm", "Confirm the manually delivered clients",
                             "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
@@ -201,12 +227,13 @@ class RecordedHost:
     steps: str
     last_action: str
     delivery: str | None = None  # manually delivered clients: "confirmed", "to confirm" or ""
+    region: str = ""  # nodes with `region` set in the inventory
 
 
 def _steps(record: dict[str, Any], kind: str | None) -> str:
     if not kind:
         return "—"
-    names = ("trust", "leaf", "retire") if kind == "ca" else ("leaf",)
+    names = ("trust", "leaf", "retire") if kind in CA_KINDS else ("leaf",)
     marks = {DONE: "✓", "failed": "×"}
     parts = []
     for name in names:
@@ -232,7 +259,8 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
         record = rotation.get("nodes", {}).get(node.name, {})
         cluster = state.inventory.cluster
         address = node.ssh_host or f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
-        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name)))
+        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
+                                 region=node.region or ""))
     for client in state.inventory.clients:
         key = client_key(client)
         record = rotation.get("clients", {}).get(key, {})

@@ -21,11 +21,13 @@ Layout of `workdir` (0755 throughout, so the postgres account can reach its file
     operator/                   the operator's workspace (state file paths are relative to it)
       certrotate.toml           [cluster] profile="postgres", [[nodes]], [[clients]]
       certs/                    local_certs_dir: ca.crt, client.<user>.crt/.key
-      safe/ca.key               the CA key (dir 0700, key 0600)
+      safe/ca.key               the CA key (dir 0700, key 0600); safe/ca-client.key with client_ca=True
       id_ed25519[.pub]          operator SSH key, authorised on every sshd
       known_hosts               "[127.A.B.i]:2222 ssh-ed25519 ..." for every host
     authorized_keys             the operator's public key (AuthorizedKeysFile of every sshd)
-    nodes/<name>/certs/         the node's certs dir: ca.crt, node.crt, node.key (0600)
+    nodes/<name>/certs/         the node's certs dir: ca.crt, node.crt, node.key (0600); with
+                                client_ca=True also ca-client.crt (PostgreSQL's ssl_ca_file then), and
+                                with node_cert_layout="split" client.node.crt/.key (role `node`)
     nodes/<name>/sshd/          sshd_config, host key, sshd.pid, sshd.log
     nodes/<name>/pg/            postgres.log; data -> the data dir (postmaster.pid) and its admin
                                 socket dir, which live on tmpfs when there is one (core.lab.scratch)
@@ -60,6 +62,7 @@ import tomli_w
 from core import pki
 from core.errors import BadInput, CertRotateError
 from core.files import write_private, write_public
+from core.inventory import NODE_CERT_LAYOUTS
 from core.keys import DEFAULT_KEY_TYPE, check_key_type
 from core.lab.postgres import DEFAULT_SQL_PORT, PostgresServer, connect_tls, default_run_as, initdb_template
 from core.lab.procs import RunAs, is_root
@@ -76,6 +79,7 @@ OPERATOR_KEY = "id_ed25519"
 CLIENT_HOST_OFFSET = 200
 MAX_NODES = CLIENT_HOST_OFFSET - 1
 WORKDIR_PREFIX = "certrotate-lab-work-"
+CLIENT_CA_KEY = "ca-client.key"
 KEEP_ENV = "CERTROTATE_LAB_KEEP"
 
 
@@ -197,6 +201,8 @@ class Lab:
         own_workdir: ScratchDir | None,
         lock: "_BlockLock",
         scratch: ScratchDir,
+        client_ca: pki.Issued | None = None,
+        node_cert_layout: str = "combined",
     ) -> None:
         self.workdir = workdir
         self.name = name
@@ -204,6 +210,8 @@ class Lab:
         self.ssh_user = ssh_user
         self.run_as = run_as
         self.ca = ca
+        self.client_ca = client_ca  # the separate client CA, when the lab has one
+        self.node_cert_layout = node_cert_layout
         self.nodes = nodes
         self.client_users = client_users
         self.client_hosts = client_hosts
@@ -211,6 +219,7 @@ class Lab:
         self.state_path = self.operator_dir / STATE_FILE
         self.local_certs_dir = self.operator_dir / "certs"
         self.ca_key_path = self.operator_dir / "safe" / "ca.key"
+        self.client_ca_key_path = self.operator_dir / "safe" / CLIENT_CA_KEY
         self.operator_key = self.operator_dir / OPERATOR_KEY
         self.known_hosts = self.operator_dir / "known_hosts"
         self.authorized_keys = workdir / "authorized_keys"
@@ -493,6 +502,8 @@ def start_lab(
     key_type: str = DEFAULT_KEY_TYPE,
     ssh_port: int | None = None,
     sql_port: int | None = None,
+    node_cert_layout: str = "combined",
+    client_ca: bool = False,
 ) -> Lab:
     """Start `nodes` lab nodes with an initial PKI and write the operator's state file.
 
@@ -505,7 +516,14 @@ def start_lab(
     i.e. root as root; "postgres" is allowed as root). `ssh_port`/`sql_port`: 2222 and 26257
     unless given; when something listens on them on every address (0.0.0.0), random free
     ports are used instead — read them from the nodes, never assume them.
+    `node_cert_layout="split"`: node.crt without CN=node plus client.node.crt/.key on every node,
+    and a PostgreSQL role `node` that client.node.crt logs in as. `client_ca=True`: client
+    certificates (and client.node.crt) come from a client CA (operator/safe/ca-client.key,
+    certs/ca-client.crt), and every node checks client certificates against its ca-client.crt.
     """
+    if node_cert_layout not in NODE_CERT_LAYOUTS:
+        raise BadInput(f"node_cert_layout is {node_cert_layout!r}; choose one of {', '.join(NODE_CERT_LAYOUTS)}.")
+    split = node_cert_layout == "split"
     if not 1 <= nodes <= MAX_NODES:
         raise BadInput(f"A lab has 1 to {MAX_NODES} nodes, not {nodes}.")
     clients = list(dict.fromkeys(clients))
@@ -558,8 +576,13 @@ def start_lab(
         ca = pki.issue_ca(key_type=key_type, common_name=f"Cockroach CA ({lab_name})")
         write_private(safe / "ca.key", ca.key_pem(), overwrite=True)
         write_public(local_certs / "ca.crt", ca.cert_pem, overwrite=True)
+        client_signer = ca
+        if client_ca:
+            client_signer = pki.issue_ca(key_type=key_type, common_name=f"Cockroach Client CA ({lab_name})", client_ca=True)
+            write_private(safe / CLIENT_CA_KEY, client_signer.key_pem(), overwrite=True)
+            write_public(local_certs / "ca-client.crt", client_signer.cert_pem, overwrite=True)
         for user in clients:
-            issued = pki.issue_client(ca, user, key_type=key_type)
+            issued = pki.issue_client(client_signer, user, key_type=key_type)
             write_public(local_certs / f"client.{user}.crt", issued.cert_pem, overwrite=True)
             write_private(local_certs / f"client.{user}.key", issued.key_pem(), overwrite=True)
 
@@ -586,6 +609,7 @@ def start_lab(
                         name=node_name,
                         data_dir=scratch.path / node_name / "data",
                         socket_dir=scratch.path / node_name / "run",
+                        ssl_ca_name="ca-client.crt" if client_ca else "ca.crt",
                     ),
                     owner=run_as,
                 )
@@ -611,7 +635,7 @@ def start_lab(
             register_server(host.sshd.pid_path, str(host.sshd.config_path))
 
         def bring_up(node: LabNode) -> None:
-            issued = pki.issue_node(ca, node.addresses, key_type=key_type)
+            issued = pki.issue_node(ca, node.addresses, key_type=key_type, profile=pki.NODE_PROFILES[node_cert_layout])
             pg_dir = _mkdir(node.postgres.workdir)
             if node.postgres.data_dir.parent != pg_dir:
                 link = pg_dir / "data"  # for a human looking around
@@ -619,9 +643,14 @@ def start_lab(
                     link.unlink()  # a workdir reused from an earlier lab
                 link.symlink_to(node.postgres.data_dir)
             node.install_node_cert(issued, ca_pem=ca.cert_pem)
+            if client_ca:
+                node.install_files({"ca-client.crt": client_signer.cert_pem})
+            if split:
+                client_node = pki.issue_client(client_signer, pki.NODE_USER, key_type=key_type)
+                node.install_files({"client.node.key": client_node.key_pem(), "client.node.crt": client_node.cert_pem})
             started.append(node.postgres)
             node.postgres.start()
-            node.postgres.create_roles(clients)
+            node.postgres.create_roles(clients + ([pki.NODE_USER] if split else []))
             started.append(node.sshd)
             node.sshd.start()
 
@@ -640,7 +669,8 @@ def start_lab(
         write_public(operator / "known_hosts", ("\n".join(known_hosts_lines) + "\n").encode(), overwrite=True)
         write_public(
             operator / STATE_FILE,
-            tomli_w.dumps(_state_document(lab_name, key_type, login, lab_nodes, clients, client_hosts)).encode(),
+            tomli_w.dumps(_state_document(lab_name, key_type, login, lab_nodes, clients, client_hosts,
+                                          node_cert_layout=node_cert_layout, client_ca=client_ca)).encode(),
             overwrite=True,
         )
     except BaseException:
@@ -664,6 +694,8 @@ def start_lab(
         own_workdir=own_workdir,
         lock=lock,
         scratch=scratch,
+        client_ca=client_signer if client_ca else None,
+        node_cert_layout=node_cert_layout,
     )
 
 
@@ -684,6 +716,9 @@ def _state_document(
     nodes: list[LabNode],
     clients: list[str],
     client_hosts: list[LabClientHost],
+    *,
+    node_cert_layout: str = "combined",
+    client_ca: bool = False,
 ) -> dict:
     """The inventory part of the state file, as an operator would write it (SPEC.md)."""
     by_user = {host.user: host for host in client_hosts}
@@ -702,6 +737,8 @@ def _state_document(
             "local_certs_dir": "certs",
             "ca_key": "safe/ca.key",
             "key_type": key_type,
+            "node_cert_layout": node_cert_layout,
+            **({"client_ca_key": f"safe/{CLIENT_CA_KEY}"} if client_ca else {}),
         },
         "nodes": [
             {

@@ -189,6 +189,7 @@ class PostgresServer:
         data_dir: Path | None = None,
         socket_dir: Path | None = None,
         start_timeout: float = 30.0,
+        ssl_ca_name: str = "ca.crt",
     ) -> None:
         self.workdir = Path(workdir)
         self.address = address
@@ -197,6 +198,9 @@ class PostgresServer:
         self.run_as = run_as or default_run_as()
         self.name = name or address
         self.start_timeout = start_timeout
+        # PostgreSQL checks client certificates against ssl_ca_file: "ca-client.crt" makes the node
+        # behave like a CockroachDB node with a separate client CA.
+        self.ssl_ca_name = ssl_ca_name
         self.data_dir = Path(data_dir) if data_dir else self.workdir / "data"
         self.log_path = self.workdir / "postgres.log"
         self.pid_path = self.data_dir / "postmaster.pid"
@@ -243,7 +247,7 @@ class PostgresServer:
             "ssl": "on",
             "ssl_cert_file": _quote_conf(str(self.certs_dir / "node.crt")),
             "ssl_key_file": _quote_conf(str(self.certs_dir / "node.key")),
-            "ssl_ca_file": _quote_conf(str(self.certs_dir / "ca.crt")),
+            "ssl_ca_file": _quote_conf(str(self.certs_dir / self.ssl_ca_name)),
             # Small and disposable: several labs share one machine with the tests.
             "max_connections": "40",
             "shared_buffers": "16MB",

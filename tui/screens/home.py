@@ -74,6 +74,8 @@ class HomeScreen(Screen):
         title.append(f"Cluster {cluster.name}", style="bold")
         title.append(f"   profile {cluster.profile} · {len(state.inventory.nodes)} nodes · "
                      f"{len(state.inventory.clients)} clients · state {state.path}", style="dim")
+        for fact in view.trust_layout(cluster):
+            title.append(f" · {fact}", style="dim")
         if state.rotation:
             title.append(f"\nRotation {state.rotation.get('id')} — {KIND_TITLES.get(state.rotation.get('kind'), '')}, "
                          f"phase {state.phase}")
@@ -143,7 +145,7 @@ class HomeScreen(Screen):
             if kind:
                 self.start_rotation(kind)
 
-        self.app.push_screen(StartScreen(), chosen)
+        self.app.push_screen(StartScreen(client_ca=self.app.state.inventory.cluster.has_client_ca), chosen)
 
     def action_run_next(self) -> None:
         from tui.screens.run_step import RunStepScreen

@@ -21,6 +21,7 @@ COLUMNS = (
     ("Last action", "last"),
 )
 LAST_ACTION_WIDTH = 26
+REGION_COLUMN = ("Region", "region")  # shown only when some node has a region
 
 
 class HostTable(DataTable):
@@ -38,8 +39,21 @@ class HostTable(DataTable):
         for label, key in COLUMNS:
             self.add_column(label, key=key)
 
+    def _use_columns(self, with_region: bool) -> bool:
+        """A Region column after Host when any node has a region; True when the table was rebuilt."""
+        wanted = list(COLUMNS)
+        if with_region:
+            wanted.insert(1, REGION_COLUMN)
+        if [key.value for key in self.columns] == [key for _, key in wanted]:
+            return False
+        self.clear(columns=True)
+        for label, key in wanted:
+            self.add_column(label, key=key)
+        return True
+
     def show_recorded(self, hosts: list[RecordedHost]) -> None:
         """Add or update the rows from the state file; rows of hosts no longer listed go away."""
+        rebuilt = self._use_columns(any(host.region for host in hosts))
         keys = [host.key for host in hosts]
         for row_key in list(self.rows):
             if row_key.value not in keys:
@@ -48,14 +62,19 @@ class HostTable(DataTable):
             where = f"{host.role} {host.address}"
             last = host.last_action if len(host.last_action) <= LAST_ACTION_WIDTH else \
                 host.last_action[:LAST_ACTION_WIDTH - 1] + "…"
-            values = {"host": host.key, "where": where, "steps": host.steps, "last": last}
+            values = {"host": host.key, "region": host.region, "where": where, "steps": host.steps, "last": last}
             if host.delivery is not None:
                 values["bundle"] = host.delivery
             if host.key in self.rows:
                 for column, value in values.items():
-                    self.update_cell(host.key, column, value, update_width=True)
+                    if column in self.columns:
+                        self.update_cell(host.key, column, value, update_width=True)
             else:
-                self.add_row(host.key, where, "…", "", "", host.delivery or "", host.steps, last, key=host.key)
+                cells = {"reachable": "…", "serving": "", "expires": "", "bundle": host.delivery or "", **values}
+                self.add_row(*(cells[key.value] for key in self.columns), key=host.key)
+        if rebuilt:
+            for view in list(self.observed.values()):
+                self.show_observed(view)
 
     def show_observed(self, view: HostView) -> None:
         if view.key not in self.rows:
