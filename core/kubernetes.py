@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from core import bundle
-from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
+from core.certs_dir import CA_CERT, NODE_KEY
 from core.inventory import ClusterConfig, Inventory, NodeConfig, resolve_local
 
 MANAGED_BY = "certrotate"

@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import tomli_w
@@ -40,12 +39,6 @@ def write_cluster(directory: Path, nodes: list[dict] | None = None, *, clients: 
     path = directory / "certrotate.toml"
     path.write_text(tomli_w.dumps(document))
     return path
-
-
-def edit(state_path: Path, change) -> None:
-    data = tomllib.loads(state_path.read_text())
-    change(data)
-    state_path.write_text(tomli_w.dumps(data))
 
 
 def run_cli(state_path: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:

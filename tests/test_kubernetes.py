@@ -8,6 +8,7 @@ the real `kubectl patch --local` as the operator's commands would feed them to t
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import shutil
@@ -25,7 +26,7 @@ from core import kubernetes as k8s
 from core.errors import BadInput
 from core.inventory import parse_inventory
 from core.state import load
-from tests.kubernetes_support import FUTURE, TWO_REGIONS, edit, run_cli, write_cluster
+from tests.kubernetes_support import FUTURE, TWO_REGIONS, run_cli, write_cluster
 
 GATE = re.compile(r"waiting for confirmation: (\w+) in region (\w+)")
 
@@ -107,7 +108,6 @@ def test_a_ca_rotation_goes_region_by_region_through_every_gate_to_idle(cluster)
         if "node.key" in secret:
             encoded = base64.b64encode(secret["node.key"]).decode()
             assert encoded[:40] not in text and encoded[:40] not in printed
-    import hashlib
     for entry in state.journal:  # what the state file keeps of a manifest: its path and sha256
         if entry["action"].endswith("manifest written"):
             assert entry["sha256"] == hashlib.sha256((cluster.parent / entry["path"]).read_bytes()).hexdigest()
@@ -125,7 +125,6 @@ def test_each_manifest_is_a_secret_labelled_with_its_rotation_and_step(cluster):
                                               "certrotate/rotation-id": rotation["id"], "certrotate/step": "add"}
     record = rotation["kubernetes"]["eu"]
     assert record["add"] == "written" and record["add_manifest"] == f"certs/kubernetes/{rotation['id']}/01-add-eu.yaml"
-    import hashlib
     assert record["add_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
