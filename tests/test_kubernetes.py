@@ -323,3 +323,12 @@ def test_rollback_after_promote_restores_the_previous_node_files_the_operator_pu
     done = run_cli(cluster, "advance", "--yes")
     assert done.returncode == 0 and "rotation finished" in done.stdout, done.stderr
     assert load(cluster).history[-1]["outcome"] == "rolled back"
+
+
+def test_a_client_only_rotation_touches_no_secret(cluster):
+    assert run_cli(cluster, "start", "clients").returncode == 0
+    gates, printed = walk(cluster)
+    assert gates == [] and "kubectl" not in printed
+    assert not (cluster.parent / "certs" / "kubernetes").exists()
+    exported = x509.load_pem_x509_certificate((cluster.parent / "certs" / "export" / "root" / "client.root.crt").read_bytes())
+    assert pki.common_name(exported) == "root" and load(cluster).history[-1]["outcome"] == "done"
