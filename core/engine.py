@@ -82,6 +82,9 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[st
     """Open a rotation of `kind`; refuses while another is in flight. Nothing is touched yet."""
     if kind not in KINDS:
         raise BadInput(f"Unknown rotation {kind!r}; choose one of {', '.join(KINDS)}.")
+    if state.inventory.cluster.on_kubernetes:
+        from core import kubernetes_rotation
+        kubernetes_rotation.check_start(kind)
     if state.rotation:
         raise BadInput(
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
@@ -427,6 +430,11 @@ def _confirmation_gate(run: Run, confirm_key: str, what: str) -> Gate | None:
 
 def confirm(state: State, items: list[str], confirm_key: str | None = None) -> None:
     """Record the operator's confirmations (the wizard's checklist) for the current gate."""
+    if state.inventory.cluster.on_kubernetes:
+        from core import kubernetes_rotation
+        items = kubernetes_rotation.confirm(state, items)  # region gates; what is left are clients
+        if not items:
+            return
     key = confirm_key or current_confirm_key(state)
     if key is None:
         raise BadInput("Nothing is waiting for a confirmation.")
@@ -722,7 +730,8 @@ def _finish(run: Run, outcome: str) -> None:
 
 def _ssh_hosts(inventory) -> list[NodeConfig | ClientConfig]:
     """Every host certrotate writes to over SSH: the nodes and the SSH-delivered clients."""
-    return list(inventory.nodes) + [c for c in inventory.clients if c.delivered_over_ssh]
+    nodes = [] if inventory.cluster.on_kubernetes else list(inventory.nodes)
+    return nodes + [c for c in inventory.clients if c.delivered_over_ssh]
 
 
 def _host_name(host: NodeConfig | ClientConfig) -> str:
@@ -746,9 +755,14 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
     run.rotation.pop("last_error", None)
     while state.rotation:
         phase = state.phase
-        gate = PHASE_STEPS[phase](run)
+        if state.inventory.cluster.on_kubernetes:
+            from core import kubernetes_rotation
+            gate = kubernetes_rotation.phase_steps(state)[phase](run)
+        else:
+            gate = PHASE_STEPS[phase](run)
         if run.dry_run:
             order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
+            order += [host for host in run.plans if host not in order]  # e.g. Kubernetes regions
             plans = {host: run.plans[host] for host in order if host in run.plans}
             return Outcome(phase, gate=gate, plan=plans)
         if gate is not None:
@@ -765,6 +779,9 @@ def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outco
     """Return every host to the files it had before the rotation, reload, verify; back to idle."""
     if not state.rotation:
         raise BadInput("No rotation is in flight; there is nothing to roll back.")
+    if state.inventory.cluster.on_kubernetes:
+        from core import kubernetes_rotation
+        return kubernetes_rotation.rollback(state, pool, report=report)
     run = Run(state, pool, now=None, yes=True, dry_run=False, report=report)
     failures: list[str] = []
     for host in _ssh_hosts(state.inventory):

@@ -17,6 +17,10 @@ from core.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
 
 PROFILES = ("cockroach", "postgres", "generic")
+DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
+# Kubernetes object names: a namespace is a DNS label, a Secret or StatefulSet name a DNS subdomain.
+_K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_K8S_SUBDOMAIN = rf"(?=.{{1,253}}$){_K8S_LABEL}(\.{_K8S_LABEL})*"
 NODE_CERT_LAYOUTS = ("combined", "split")  # split: node.crt without CN=node, plus client.node.crt
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
 
@@ -45,8 +49,16 @@ class ClusterConfig:
     client_lifetime_days: int = 1830
     verify_timeout_seconds: int = 15  # how long a node may take to serve its new files after a reload
     ocsp_url: str | None = None  # written into issued leaves (AIA OCSP) for security.ocsp.mode
+    delivery: str = "ssh"  # "kubernetes": certrotate writes Secret manifests and gates, it never logs in to nodes
+    kubernetes_namespace: str = "default"
+    kubernetes_secret: str = "cockroachdb-node"  # the Secret holding ca.crt, node.crt, node.key
+    kubernetes_statefulset: str = "cockroachdb"
     node_cert_layout: str = "combined"  # "split": node.crt serves only, client.node.crt (CN=node) dials
     client_ca_key: str | None = None  # set: client certificates come from a separate client CA (ca-client.crt)
+
+    @property
+    def on_kubernetes(self) -> bool:
+        return self.delivery == "kubernetes"
 
     @property
     def split_node_certs(self) -> bool:
@@ -66,6 +78,7 @@ class NodeConfig(SshEndpoint):
     http_addr: str | None = None
     reload: str | None = None
     region: str | None = None
+    kubernetes_namespace: str | None = None  # delivery = kubernetes: this node's region lives in another namespace
 
 
 @dataclass(frozen=True)
@@ -214,6 +227,40 @@ def _remote_dir(r: _Reader, key: str, value: str) -> str:
     return value
 
 
+def _check_kubernetes_cluster(c: _Reader, cluster: ClusterConfig) -> None:
+    if cluster.on_kubernetes:
+        # The node Secret certrotate writes holds ca.crt, node.crt and node.key only.
+        for key, value in (("node_cert_layout", cluster.node_cert_layout != "combined"),
+                           ("client_ca_key", cluster.client_ca_key is not None)):
+            if value:
+                c.fail(key, 'is not supported with delivery = "kubernetes" yet (its Secret holds ca.crt, node.crt '
+                            "and node.key only)")
+    checks = (("kubernetes_namespace", _K8S_LABEL, "a DNS label"), ("kubernetes_secret", _K8S_SUBDOMAIN, "a DNS subdomain"),
+              ("kubernetes_statefulset", _K8S_SUBDOMAIN, "a DNS subdomain"))
+    for key, pattern, what in checks:
+        if not re.fullmatch(pattern, getattr(cluster, key)):
+            c.fail(key, f"{getattr(cluster, key)!r} is not a Kubernetes name ({what}: lower-case letters, digits, '-')")
+
+
+def _check_kubernetes_node(r: _Reader, cluster: ClusterConfig, node: NodeConfig, earlier: list[NodeConfig]) -> None:
+    """With delivery = kubernetes a node needs its SANs, a region usable in a file name, one namespace per region."""
+    if not cluster.on_kubernetes:
+        if node.kubernetes_namespace is not None:
+            r.fail("kubernetes_namespace", "is only used with [cluster] delivery = \"kubernetes\"")
+        return
+    if not node.addresses:
+        r.fail(None, "needs addresses (the SANs of its region's node certificate, e.g. the pod and service names)")
+    if node.kubernetes_namespace is not None and not re.fullmatch(_K8S_LABEL, node.kubernetes_namespace):
+        r.fail("kubernetes_namespace", f"{node.kubernetes_namespace!r} is not a Kubernetes namespace name")
+    if node.region is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", node.region):
+        r.fail("region", f"{node.region!r} may only use letters, digits, '.', '_' and '-' (it names manifest files)")
+    namespace = node.kubernetes_namespace or cluster.kubernetes_namespace
+    for other in earlier:
+        if other.region == node.region and (other.kubernetes_namespace or cluster.kubernetes_namespace) != namespace:
+            r.fail("kubernetes_namespace", f"differs from node {other.name!r} of the same region; a region is one "
+                                           "namespace with one node Secret")
+
+
 def _check_split_fields(c: _Reader, cluster: ClusterConfig) -> None:
     """A client CA key is a second secret: it must not be the node CA's, and CockroachDB needs client.node.crt."""
     if cluster.client_ca_key is None:
@@ -244,9 +291,14 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         client_lifetime_days=c.get("client_lifetime_days", int, 1830),
         verify_timeout_seconds=c.get("verify_timeout_seconds", int, 15),
         ocsp_url=c.get("ocsp_url", str, None),
+        delivery=c.get("delivery", str, "ssh", choices=DELIVERIES),
+        kubernetes_namespace=c.get("kubernetes_namespace", str, "default"),
+        kubernetes_secret=c.get("kubernetes_secret", str, "cockroachdb-node"),
+        kubernetes_statefulset=c.get("kubernetes_statefulset", str, "cockroachdb"),
         node_cert_layout=c.get("node_cert_layout", str, "combined", choices=NODE_CERT_LAYOUTS),
         client_ca_key=c.get("client_ca_key", str, None),
     )
+    _check_kubernetes_cluster(c, cluster)
     _check_split_fields(c, cluster)
     if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
         c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
@@ -265,15 +317,18 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
     for index, raw in enumerate(raw_nodes):
         r = _Reader(source, text, "nodes", index, raw)
         r.no_unknown(_names(NodeConfig))
+        over_ssh = not cluster.on_kubernetes
+        certs_dir = r.get("certs_dir", str) if over_ssh else r.get("certs_dir", str, "")
         node = NodeConfig(
             name=r.get("name", str),
-            certs_dir=_remote_dir(r, "certs_dir", r.get("certs_dir", str)),
+            certs_dir=_remote_dir(r, "certs_dir", certs_dir) if certs_dir else "",
             addresses=r.get("addresses", list, ()),
             sql_addr=r.get("sql_addr", str, None),
             http_addr=r.get("http_addr", str, None),
             reload=r.get("reload", str, None),
             region=r.get("region", str, None),
-            **_endpoint_fields(r, host_required=True),
+            kubernetes_namespace=r.get("kubernetes_namespace", str, None),
+            **_endpoint_fields(r, host_required=over_ssh),
         )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", node.name):
             r.fail("name", f"{node.name!r} may only use letters, digits, '.', '_' and '-'")
@@ -281,6 +336,7 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         _check_addr(r, "http_addr", node.http_addr)
         if any(n.name == node.name for n in nodes):
             r.fail("name", f"{node.name!r} is used by another node; node names must be unique")
+        _check_kubernetes_node(r, cluster, node, nodes)
         nodes.append(node)
 
     clients = []
@@ -315,12 +371,15 @@ def inventory_to_toml_data(inventory: Inventory) -> dict[str, Any]:
         out = {}
         for f in fields(obj):
             value = getattr(obj, f.name)
-            if value is None:
+            if value is None or value == "":  # "": a Kubernetes node's certs_dir, which it does not have
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    data: dict[str, Any] = {"cluster": plain(inventory.cluster), "nodes": [plain(n) for n in inventory.nodes]}
+    cluster = plain(inventory.cluster)
+    if not inventory.cluster.on_kubernetes:  # an SSH cluster's file stays as its operator wrote it
+        cluster = {k: v for k, v in cluster.items() if k != "delivery" and not k.startswith("kubernetes_")}
+    data: dict[str, Any] = {"cluster": cluster, "nodes": [plain(n) for n in inventory.nodes]}
     if inventory.clients:
         data["clients"] = [plain(c) for c in inventory.clients]
     return data

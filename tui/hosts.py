@@ -41,7 +41,8 @@ class HostView:
 
 def ssh_hosts(state: State) -> list[tuple[str, NodeConfig | ClientConfig]]:
     """(row key, config) of every host certrotate logs in to: the nodes, then SSH-delivered clients."""
-    hosts: list[tuple[str, NodeConfig | ClientConfig]] = [(node.name, node) for node in state.inventory.nodes]
+    nodes = [] if state.inventory.cluster.on_kubernetes else state.inventory.nodes  # Kubernetes: no login to nodes
+    hosts: list[tuple[str, NodeConfig | ClientConfig]] = [(node.name, node) for node in nodes]
     hosts += [(engine.client_key(c), c) for c in state.inventory.clients if c.delivered_over_ssh]
     return hosts
 
@@ -117,6 +118,8 @@ def observe_host(state: State, pool: SshPool, key: str, host: NodeConfig | Clien
             problem = str(error)
     if isinstance(host, ClientConfig) and not host.delivered_over_ssh:
         return HostView(key, "manual")
+    if isinstance(host, NodeConfig) and state.inventory.cluster.on_kubernetes:
+        return HostView(key, "kubernetes", problem, served_fingerprint, served_not_after)
     certs_dir = host.certs_dir or ""
     try:
         session = session_for(state, pool, key, host)
@@ -136,6 +139,8 @@ def observe_host(state: State, pool: SshPool, key: str, host: NodeConfig | Clien
 
 def observe_hosts(state: State, pool: SshPool) -> list[HostView]:
     hosts = ssh_hosts(state)
+    if state.inventory.cluster.on_kubernetes:
+        hosts = [(node.name, node) for node in state.inventory.nodes] + hosts
     hosts += [(engine.client_key(c), c) for c in state.inventory.clients if not c.delivered_over_ssh]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(hosts)))) as executor:
         return list(executor.map(lambda item: observe_host(state, pool, *item), hosts))

@@ -60,6 +60,9 @@ def _status(args: argparse.Namespace) -> int:
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
             print(f"  client {name}: {steps or 'not started'}")
+        for region, record in summary.get("kubernetes", {}).items():
+            steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
+            print(f"  region {region}: {steps}")
         if summary.get("last_error"):
             print(f"last error: {summary['last_error']}")
     if state.history:
@@ -82,6 +85,7 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
                     for c in state.inventory.clients},
         "history": state.history,
+        **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
     }
 
 
@@ -131,7 +135,10 @@ def _rollback(args: argparse.Namespace) -> int:
             print("rollback cancelled.")
             return 0
         with SshPool() as pool:
-            engine.rollback(state, pool, report=print_progress)
+            outcome = engine.rollback(state, pool, report=print_progress)
+    if outcome.gate:  # Kubernetes: the restore manifests wait for the operator
+        print(f"rollback: {describe_gate(outcome.gate)}")
+        return 0
     print("rolled back; every host has its files from before the rotation. Phase idle.")
     return 0
 

@@ -18,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from core import kubernetes
 from core.inventory import ClientConfig, ClusterConfig
 from core.state import State
 
@@ -159,6 +160,15 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "client-only rotation.")
     error = rotation.get("last_error", "")
     phase, kind = state.phase, rotation.get("kind")
+    if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
+        return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
+                        "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "
+                        "checklist shows the commands. certrotate then verifies the nodes it can reach.",
+                        items=tuple(target.gate_item for target, _, _ in waiting), last_error=error)
+    if (state.inventory.cluster.on_kubernetes and kind in kubernetes.KIND_STEPS and phase in kubernetes.RUN_TEXTS
+            and not (phase == "retire" and pending_confirmations(state, "leaf_confirmed"))):
+        return NextStep("run", "Write the next region's Secret manifest", kubernetes.RUN_TEXTS[phase],
+                        last_error=error)
     if kind == "client-ca" and phase in CLIENT_CA_STEPS and not (phase == "retire" and pending_confirmations(state)):
         title, reason = CLIENT_CA_STEPS[phase]
         if phase != "wait" or not isinstance(rotation.get("wait_until"), dt.datetime) or now >= rotation["wait_until"]:
@@ -247,7 +257,8 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     rows = []
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
-        address = node.ssh_host
+        cluster = state.inventory.cluster
+        address = node.ssh_host or f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
                                  region=node.region or ""))
     for client in state.inventory.clients:

@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
+from core import kubernetes
 from core.errors import CertRotateError
 from core.inventory import NodeConfig
 from core.state import State
@@ -107,6 +108,8 @@ class HomeScreen(Screen):
             text.append(observed.problem, style="red")
         elif observed.served_fingerprint:
             text.append(f"serves {observed.served_fingerprint}, valid until {view.when(observed.served_not_after)} UTC")
+        elif observed.reachable == "kubernetes":
+            text.append("gets its files through the Kubernetes Secret; certrotate only probes its sql_addr, if set")
         elif observed.reachable == "manual":
             text.append("delivered by hand: certrotate exports its files and you confirm the delivery")
         else:
@@ -187,7 +190,8 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports), chosen)
+        instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
+        self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
 
     def action_rollback(self) -> None:
         from tui.screens.rollback import RollbackScreen

@@ -18,12 +18,14 @@ def rollback_summary(state: State) -> str:
     nodes = ", ".join(n.name for n in state.inventory.nodes)
     ssh_clients = [client_key(c) for c in state.inventory.clients if c.delivered_over_ssh]
     manual = [client_key(c) for c in state.inventory.clients if not c.delivered_over_ssh]
-    lines = [
-        f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.",
-        "",
-        f"• Nodes {nodes}: the files they had before the rotation come back from the backups taken on "
-        "upload; each node is reloaded and must serve its previous certificate again.",
-    ]
+    node_line = (f"• Nodes {nodes}: the files they had before the rotation come back from the backups taken on "
+                 "upload; each node is reloaded and must serve its previous certificate again.")
+    if state.inventory.cluster.on_kubernetes:
+        node_line = (f"• Nodes {nodes}: for every region a step touched, a manifest restores its Secret from before "
+                     "the rotation (node.crt/node.key too once a promote manifest was written: put them in "
+                     "certs/kubernetes/<rotation id>/before/<region>/). You apply it and restart the StatefulSet, "
+                     "then confirm; nodes with a sql_addr are verified.")
+    lines = [f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.", "", node_line]
     if ssh_clients:
         lines.append(f"• Clients over SSH ({', '.join(ssh_clients)}): their previous files come back, and their "
                      "restart command runs.")

@@ -155,7 +155,7 @@ class RunStepScreen(Screen[tuple[str, str]]):
 
     def _describe_outcome(self) -> str:
         outcome = self.outcome
-        if self.operation == "rollback":
+        if self.operation == "rollback" and not (outcome and outcome.gate):
             return "Rolled back: every host has its files from before the rotation. Phase idle."
         if outcome is None:
             return "Done."

@@ -80,7 +80,7 @@ class HostTable(DataTable):
         if view.key not in self.rows:
             return
         self.observed[view.key] = view
-        reachable = {"yes": "yes", "manual": "manual", "no": "NO"}[view.reachable]
+        reachable = {"yes": "yes", "manual": "manual", "no": "NO", "kubernetes": "via Secret"}[view.reachable]
         if view.unknown_key is not None:
             reachable = "unknown key"
         serving = view.served_fingerprint[:12] + "…" if view.served_fingerprint else ""
@@ -90,7 +90,7 @@ class HostTable(DataTable):
         if view.served_not_after is not None:
             expires = day(view.served_not_after)
         cells = [("reachable", reachable), ("serving", serving), ("expires", expires)]
-        if view.reachable != "manual":
+        if view.reachable not in ("manual", "kubernetes"):
             cells.append(("bundle", view.bundle))
         for column, value in cells:
             self.update_cell(view.key, column, value, update_width=True)
