@@ -44,6 +44,8 @@ class ClusterConfig:
     client_lifetime_days: int = 1830
     verify_timeout_seconds: int = 15  # how long a node may take to serve its new files after a reload
     ocsp_url: str | None = None  # written into issued leaves (AIA OCSP) for security.ocsp.mode
+    ui_cert: str | None = None  # operator-side ui.crt (chain) for the DB Console, from your own CA
+    ui_key: str | None = None  # operator-side ui.key of that certificate (0600)
 
 
 @dataclass(frozen=True)
@@ -220,7 +222,12 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         client_lifetime_days=c.get("client_lifetime_days", int, 1830),
         verify_timeout_seconds=c.get("verify_timeout_seconds", int, 15),
         ocsp_url=c.get("ocsp_url", str, None),
+        ui_cert=c.get("ui_cert", str, None),
+        ui_key=c.get("ui_key", str, None),
     )
+    if (cluster.ui_cert is None) != (cluster.ui_key is None):
+        c.fail("ui_key" if cluster.ui_key is None else "ui_cert",
+               "is missing: ui_cert and ui_key name a certificate and its key, give both or neither")
     if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
         c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
     check_key_type(cluster.key_type)
