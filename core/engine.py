@@ -38,7 +38,7 @@ from core.ssh_transport import HostSession, SshPool
 from core.state import State
 from core.workspace import Workspace, ensure_ca, ensure_client_leaf, ensure_node_leaf
 
-KINDS = ("init", "ca", "nodes", "clients")
+KINDS = ("init", "ca", "nodes", "clients", "ui")
 PHASES = ("idle", "trust", "wait", "leaf", "retire")
 MAX_PARALLEL_HOSTS = 16
 DONE = "done"
@@ -75,7 +75,7 @@ def rotation_id_for(kind: str, now: dt.datetime) -> str:
 # -- start ------------------------------------------------------------------------------------
 
 
-def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def start(state: State, kind: str, *, now: dt.datetime | None = None, **options: Any) -> dict[str, Any]:
     """Open a rotation of `kind`; refuses while another is in flight. Nothing is touched yet."""
     if kind not in KINDS:
         raise BadInput(f"Unknown rotation {kind!r}; choose one of {', '.join(KINDS)}.")
@@ -84,6 +84,9 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[st
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
             f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
         )
+    if kind == "ui":  # a bring-your-own DB Console certificate (core.ui_cert); options: cert_path, key_path
+        from core import ui_cert
+        return ui_cert.start(state, **options)
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     if kind == "init":
@@ -501,6 +504,9 @@ def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession,
 
 
 def phase_leaf(run: Run) -> Gate | None:
+    if run.kind == "ui":
+        from core import ui_cert
+        return ui_cert.phase_ui(run)
     ca = _signing_ca(run)
     nodes_too = run.kind in ("ca", "nodes", "init")
     clients_too = run.kind in ("ca", "clients", "init")
@@ -691,4 +697,7 @@ def _rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None
         seen = wait_for_fingerprint(host.sql_addr, expected, timeout=run.executor.verify_timeout)
         if seen != expected:
             raise StepFailed(f"{name} was restored but serves {seen[:16]}…, not its previous certificate {expected[:16]}….")
+    if run.kind == "ui":
+        from core import ui_cert
+        ui_cert.verify_rolled_back(run, host)
     run.report(Progress(name, "rollback", "ok", "previous files restored and served"))
