@@ -14,6 +14,7 @@ CHOICES = (
     ("init", "First-time setup", "A cluster without certificates: CA, node and client certificates, distributed and verified."),
     ("nodes", "Node certificates only", "New node certificates from the current CA (e.g. new SANs)."),
     ("clients", "Client certificates only", "New client certificates from the current CA (e.g. a leaked client key)."),
+    ("ui", "UI certificate", "Your own DB Console certificate (public or organisational CA), checked, then node by node."),
 )
 
 
@@ -25,6 +26,7 @@ class StartScreen(ModalScreen[str | None]):
         Binding("2", "choose('init')", "First-time setup"),
         Binding("3", "choose('nodes')", "Nodes only"),
         Binding("4", "choose('clients')", "Clients only"),
+        Binding("5", "choose('ui')", "UI certificate"),
         Binding("escape", "cancel", "Cancel"),
     ]
 
