@@ -89,3 +89,23 @@ async def test_a_world_readable_key_typed_in_is_shown_and_cannot_be_installed(co
         await pilot.press("escape")
         await pilot.pause()
     assert node_files(lab) == before
+
+
+async def test_the_pair_can_be_picked_in_the_file_tree(console_lab):
+    lab, org = console_lab, OrgCA()
+    leaf = org.issue_ui([n.address for n in lab.nodes])
+    write_ui_files(lab, org.chain_pem(leaf), leaf.key_pem(), in_inventory=False)
+    app = CertRotateApp(lab.state_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        screen = await open_ui_screen(pilot)
+        tree = screen.query_one("#ui-browse")
+        await wait_for(pilot, lambda: tree.last_line >= 3, "the tree to list the operator's directory")
+        shown = [str(tree.get_node_at_line(line).label) for line in range(tree.last_line + 1)]
+        assert shown[1:] == ["certs", "safe", "ui"]                       # no state file, lock or SSH key
+        tree.focus()
+        await pilot.press("down", "down", "down", "enter")               # open ui/
+        await wait_for(pilot, lambda: tree.last_line >= 5, "ui/ to open")
+        await pilot.press("down", "enter", "down", "enter")              # ui.crt, then ui.key
+        await wait_for(pilot, lambda: screen.ready, "the checks to pass")
+        assert screen.checked_for == ("ui/ui.crt", "ui/ui.key")

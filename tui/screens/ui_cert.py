@@ -24,6 +24,7 @@ from textual.widgets import Button, DataTable, DirectoryTree, Footer, Header, In
 
 from core.errors import CertRotateError
 from core.state import State
+from tui.widgets.pem_tree import PemFileTree
 
 CHECK_TITLES = {
     "permissions": "Key file permissions",
@@ -93,7 +94,7 @@ class UiCertScreen(Screen[tuple[str, str] | None]):
                 yield Label("Key", classes="form-label")
                 yield Input(cluster.ui_key or "", placeholder="ui/ui.key (mode 0600)", id="ui-key-path")
             yield Label("Browse (enter on a .key fills Key, any other file fills Certificate)", classes="section-title")
-            yield DirectoryTree(self.state.base_dir, id="ui-browse")
+            yield PemFileTree(self.state.base_dir, id="ui-browse")
             yield Label("Checks", classes="section-title")
             yield DataTable(id="ui-checks", cursor_type="none")
             yield Static(id="ui-verdict")
