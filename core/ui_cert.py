@@ -293,11 +293,14 @@ def plan_ui(host: str, certs_dir: str, facts: HostFacts, served: str | None, pai
     return actions
 
 
-def _served_on_http(address: str) -> str | None:
+def _served_before_upload(node: NodeConfig) -> str:
+    """What the console serves now. One that does not answer TLS cannot prove a new certificate
+    afterwards, so nothing is uploaded to it: a wrong http_addr or a stopped node is found here."""
     try:
-        return probe_http(address).fingerprint
-    except CertRotateError:
-        return None
+        return probe_http(node.http_addr).fingerprint
+    except CertRotateError as error:
+        raise StepFailed(f"{node.name}: its DB Console does not answer TLS on {node.http_addr} ({error}); nothing was "
+                         "uploaded to it. Check http_addr and that the node runs, then run advance again.") from None
 
 
 def _reload_command(run, node: NodeConfig) -> str | None:
@@ -309,8 +312,8 @@ def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
     session = run.session(node)
     base = node.certs_dir.rstrip("/")
     facts = run.executor.observe(session, [f"{base}/{UI_KEY}", f"{base}/{UI_CERT}"], None)
-    served = _served_on_http(node.http_addr)
-    if served and "ui_served_before" not in record and not run.dry_run:
+    served = _served_before_upload(node)
+    if "ui_served_before" not in record and not run.dry_run:
         run.update_record(record, ui_served_before=served)
     actions = plan_ui(node.name, node.certs_dir, facts, served, pair, reload=_reload_command(run, node),
                       http_addr=node.http_addr, backup_id=f"{run.rid}.{STEP}")
@@ -348,6 +351,8 @@ def _restore(run, node: NodeConfig, session: HostSession, before: str | None) ->
                         "yet; look at it now.")
         run.record("ui certificate restored", host=node.name, detail="previous ui.crt/ui.key back in place")
         run.report(Progress(node.name, STEP, "failed", "restored its previous UI certificate"))
+        if not before:
+            return "Its previous files were restored."
         return "Its previous UI certificate was restored and it serves it again."
     except CertRotateError as error:
         return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."

@@ -101,6 +101,22 @@ def test_a_node_without_http_addr_cannot_be_verified(org):
     assert problem.startswith("n1 has no http_addr in the inventory, so the UI certificate it serves cannot be verified")
 
 
+def test_the_inventory_takes_both_ui_paths_or_neither():
+    from pathlib import Path
+
+    from core.errors import BadInput
+    from core.state import parse_state
+
+    head = b'[cluster]\nname = "prod"\n'
+    node = b'[[nodes]]\nname = "n1"\nssh_host = "h"\ncerts_dir = "/c"\n'
+    both = parse_state(head + b'ui_cert = "ui/ui.crt"\nui_key = "ui/ui.key"\n' + node, Path("/srv/c.toml"))
+    assert (both.inventory.cluster.ui_cert, both.inventory.cluster.ui_key) == ("ui/ui.crt", "ui/ui.key")
+    with pytest.raises(BadInput, match=r"line 1: cluster.ui_key is missing: ui_cert and ui_key name a certificate"):
+        parse_state(head + b'ui_cert = "ui/ui.crt"\n' + node, Path("/srv/c.toml"))
+    with pytest.raises(BadInput, match=r"line 4: cluster.ui_key must be a string"):
+        parse_state(head + b'ui_cert = "ui/ui.crt"\nui_key = 5\n' + node, Path("/srv/c.toml"))
+
+
 # -- on a lab cluster with consoles ------------------------------------------------------------------
 
 
@@ -255,3 +271,36 @@ def test_rollback_of_a_half_done_rollout_gives_every_console_its_previous_certif
         assert not (node.certs_dir / ".certrotate-backup").exists() or not any((node.certs_dir / ".certrotate-backup").iterdir())
     status = json.loads(certrotate(lab, "status", "--json").stdout)
     assert status["phase"] == "idle" and status["history"][-1]["outcome"] == "rolled back"
+
+
+def test_renewing_a_ui_certificate_restores_the_previous_one_on_a_node_that_fails(console_lab, org):
+    lab = console_lab
+    n1, n2, n3 = lab.nodes
+    first = lab_ui(org, lab)
+    write_ui_files(lab, org.chain_pem(first), first.key_pem())
+    assert certrotate(lab, "start", "ui").returncode == 0
+    assert certrotate(lab, "advance").returncode == 0
+    renewal = lab_ui(org, lab)                                               # 90 days later: the renewal
+    write_ui_files(lab, org.chain_pem(renewal), renewal.key_pem(), in_inventory=False)  # same paths
+    set_node_reload(lab, "n2", n2.postgres.reload_command)
+    assert certrotate(lab, "start", "ui").returncode == 0
+    result = certrotate(lab, "advance")
+    assert result.returncode == 1 and "previous UI certificate was restored and it serves it again" in result.stderr
+    assert [browse_console(n, org.root)[0] for n in lab.nodes] == [renewal.certificate, first.certificate,
+                                                                   first.certificate]
+    text = certrotate(lab, "status").stdout
+    assert "UI certificate CN=console.example.org" in text and "node n2: leaf=failed" in text
+
+
+def test_a_console_that_does_not_answer_gets_nothing_uploaded(console_lab, org):
+    lab = console_lab
+    leaf = lab_ui(org, lab)
+    write_ui_files(lab, org.chain_pem(leaf), leaf.key_pem())
+    assert certrotate(lab, "start", "ui").returncode == 0
+    lab.nodes[1].console.stop()
+    before = node_files(lab)["n2"]
+    result = certrotate(lab, "advance")
+    assert result.returncode == 1
+    assert f"n2: its DB Console does not answer TLS on {lab.nodes[1].http_addr}" in result.stderr
+    assert "nothing was uploaded to it" in result.stderr
+    assert node_files(lab)["n2"] == before
