@@ -26,6 +26,7 @@ from core.errors import CertRotateError
 from core.state import State
 from tui.widgets.pem_tree import PemFileTree
 
+RESULT_WIDTH = 90  # the whole sentence of the first failure is shown under the table
 CHECK_TITLES = {
     "permissions": "Key file permissions",
     "pem": "Files parse",
@@ -192,8 +193,9 @@ class UiCertScreen(Screen[tuple[str, str] | None]):
         table.clear()
         for number, finding in enumerate(checked.findings):
             mark = Text("✓", style="green") if finding.ok else Text("×", style="bold red")
+            text = finding.text if len(finding.text) <= RESULT_WIDTH else finding.text[:RESULT_WIDTH - 1] + "…"
             table.add_row(mark, CHECK_TITLES.get(finding.check, finding.check), finding.node or "",
-                          Text(finding.text, style="" if finding.ok else "red"), key=str(number))
+                          Text(text, style="" if finding.ok else "red"), key=str(number))
         self.checked_for = paths
         if checked.problem:
             self.say(checked.problem, error=True)
