@@ -202,6 +202,9 @@ def configured_paths(state: State) -> tuple[str | None, str | None]:
 def check_files(state: State, cert_path: str | None = None, key_path: str | None = None, *,
                 now: dt.datetime | None = None) -> Checked:
     """Read and check the pair the operator names (else the inventory's ui_cert/ui_key)."""
+    if bool(cert_path) != bool(key_path):
+        raise BadInput("Give both the UI certificate and its key (--cert and --key), or neither to use [cluster] "
+                       "ui_cert and ui_key.")
     cert_path = cert_path or state.inventory.cluster.ui_cert
     key_path = key_path or state.inventory.cluster.ui_key
     if not cert_path or not key_path:

@@ -17,7 +17,7 @@ import pytest
 from core import pki
 from core import state as state_mod
 from core.inventory import NodeConfig
-from core.probes import probe_http, probe_sql
+from core.probes import probe_http, probe_sql, wait_for_fingerprint
 from core.ui_cert import check_pair, first_problem
 from tests.rotation_support import certrotate, edit_inventory, node_files, set_node_reload
 from tests.ui_support import OrgCA, browse_console, write_ui_files
@@ -304,3 +304,25 @@ def test_a_console_that_does_not_answer_gets_nothing_uploaded(console_lab, org):
     assert f"n2: its DB Console does not answer TLS on {lab.nodes[1].http_addr}" in result.stderr
     assert "nothing was uploaded to it" in result.stderr
     assert node_files(lab)["n2"] == before
+
+
+def test_check_names_a_console_certificate_about_to_expire(console_lab, org):
+    lab = console_lab
+    n1 = lab.nodes[0]
+    short = org.issue_ui([n1.address], lifetime=dt.timedelta(days=5))
+    n1.install_files({"ui.crt": org.chain_pem(short), "ui.key": short.key_pem()})
+    n1.reload()
+    assert wait_for_fingerprint(n1.http_addr, short.fingerprint, postgres_preamble=False) == short.fingerprint
+    result = certrotate(lab, "check")
+    assert result.returncode == 2
+    assert f"CRITICAL: node n1's DB Console on {n1.http_addr} serves a certificate that expires on" in result.stdout
+    assert "n2's DB Console" not in result.stdout
+
+
+def test_a_cert_without_its_key_on_the_command_line_is_refused(console_lab, org):
+    leaf = lab_ui(org, console_lab)
+    write_ui_files(console_lab, org.chain_pem(leaf), leaf.key_pem())
+    result = certrotate(console_lab, "start", "ui", "--cert", "ui/ui.crt")
+    assert result.returncode == 2 and "Give both the UI certificate and its key" in result.stderr
+    wrong_kind = certrotate(console_lab, "start", "nodes", "--cert", "ui/ui.crt", "--key", "ui/ui.key")
+    assert wrong_kind.returncode == 2 and "they go with `start ui` only" in wrong_kind.stderr
