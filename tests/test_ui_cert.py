@@ -326,3 +326,18 @@ def test_a_cert_without_its_key_on_the_command_line_is_refused(console_lab, org)
     assert result.returncode == 2 and "Give both the UI certificate and its key" in result.stderr
     wrong_kind = certrotate(console_lab, "start", "nodes", "--cert", "ui/ui.crt", "--key", "ui/ui.key")
     assert wrong_kind.returncode == 2 and "they go with `start ui` only" in wrong_kind.stderr
+
+
+def test_the_demos_example_ui_certificate_installs_and_a_browser_trusting_org_ca_crt_accepts_it(lab_factory):
+    from core.lab.org_ca import write_example_ui_pair
+
+    lab = lab_factory(2, console=True)
+    org = write_example_ui_pair(lab)
+    assert (lab.operator_dir / "ui" / "ui.key").stat().st_mode & 0o777 == 0o600
+    assert (lab.operator_dir / "ui" / "org-ca.crt").read_bytes() == org.root.cert_pem
+    for args in (("start", "ui"), ("advance",)):
+        result = certrotate(lab, *args)
+        assert result.returncode == 0, result.stderr
+    for node in lab.nodes:
+        served, _ = browse_console(node, org.root)
+        assert served.subject.rfc4514_string() == "CN=console.example.org,O=Cockroach"

@@ -1,47 +1,22 @@
-"""An organisational CA for the UI certificate tests, and a TLS client that checks a node's console
-the way a browser would: against that CA only, with the host name checked."""
+"""Helpers of the UI certificate tests: the pair on the operator's disk, and a TLS client that
+checks a node's console the way a browser would: against the organisation's CA only, with the
+host name checked. The CA itself is core.lab.org_ca's, which the demo uses too."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import ssl
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
-from core.bundle import join_pem
 from core.lab.cluster import Lab
+from core.lab.org_ca import ExampleOrgCA
 from tests.rotation_support import edit_inventory
 
-UI_PROFILE = pki.Profile("ui", is_ca=False, extended_key_usage=(ExtendedKeyUsageOID.SERVER_AUTH,))
-KEY_TYPE = "ecdsa-p256"
-
-
-class OrgCA:
-    """A root and an intermediate, as a company PKI (or a public CA) would have."""
-
-    def __init__(self) -> None:
-        self.root = pki.issue_ca(key_type=KEY_TYPE, common_name="Example Org Root CA")
-        now = pki.utcnow()
-        key = pki.generate_private_key(KEY_TYPE)
-        cert = pki.build_certificate(pki.CA_PROFILE, common_name="Example Org Issuing CA", key=key,
-                                     lifetime=dt.timedelta(days=365), now=now, issuer=self.root)
-        self.intermediate = pki.Issued(cert, key)
-
-    def issue_ui(self, addresses: list[str], *, now: dt.datetime | None = None,
-                 lifetime: dt.timedelta = dt.timedelta(days=90)) -> pki.Issued:
-        key = pki.generate_private_key(KEY_TYPE)
-        cert = pki.build_certificate(UI_PROFILE, common_name="console.example.org", key=key, lifetime=lifetime,
-                                     now=now or pki.utcnow(), issuer=self.intermediate,
-                                     sans=pki.subject_alternative_names(["console.example.org", *addresses]))
-        return pki.Issued(cert, key)
-
-    def chain_pem(self, leaf: pki.Issued) -> bytes:
-        return join_pem([leaf.cert_pem, self.intermediate.cert_pem])
+OrgCA = ExampleOrgCA  # the organisation (or public) CA a UI certificate comes from
 
 
 def write_ui_files(lab: Lab, cert_pem: bytes, key_pem: bytes, *, key_mode: int = 0o600,

@@ -307,7 +307,8 @@ class Lab:
         for node in self.nodes:
             lines.append(
                 f"  {node.name}: ssh {self.ssh_user}@{node.address} -p {node.ssh_port}, "
-                f"sql {node.sql_addr}, certs {node.certs_dir}"
+                f"sql {node.sql_addr}, " + (f"console https://{node.http_addr}/, " if node.http_addr else "")
+                + f"certs {node.certs_dir}"
             )
         for host in self.client_hosts:
             lines.append(f"  {host.name}: ssh {self.ssh_user}@{host.address} -p {host.ssh_port}, certs {host.certs_dir}")
