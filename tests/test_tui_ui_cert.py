@@ -109,3 +109,24 @@ async def test_the_pair_can_be_picked_in_the_file_tree(console_lab):
         await pilot.press("down", "enter", "down", "enter")              # ui.crt, then ui.key
         await wait_for(pilot, lambda: screen.ready, "the checks to pass")
         assert screen.checked_for == ("ui/ui.crt", "ui/ui.key")
+
+
+async def test_a_node_that_keeps_its_old_console_certificate_is_shown_restored_and_the_run_stops(console_lab):
+    from tests.rotation_support import set_node_reload
+
+    lab, org = console_lab, OrgCA()
+    leaf = org.issue_ui([n.address for n in lab.nodes])
+    write_ui_files(lab, org.chain_pem(leaf), leaf.key_pem())
+    set_node_reload(lab, "n2", lab.nodes[1].postgres.reload_command)   # the console is never signalled
+    app = CertRotateApp(lab.state_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        screen = await open_ui_screen(pilot)
+        await wait_for(pilot, lambda: screen.ready, "the checks to pass")
+        await pilot.press("ctrl+s")
+        run = await screen_shown(pilot, RunStepScreen, "the run screen")
+        await wait_for(pilot, lambda: run.finished, "the rollout to stop", timeout=180)
+        assert run.error.startswith("n2 ") and "previous UI certificate was restored" in run.error
+        assert run.query_one(HostProgress).status == {"n1": "ok", "n2": "failed"}
+    assert browse_console(lab.nodes[0], org.root)[0] == leaf.certificate
+    assert not (lab.nodes[1].certs_dir / "ui.crt").exists() and not (lab.nodes[2].certs_dir / "ui.crt").exists()
