@@ -53,9 +53,11 @@ class ExpectServed:
     host: str
     address: str
     fingerprint: str
+    direct_tls: bool = False  # True: http_addr (the DB Console speaks TLS at once); False: SQL port
 
     def describe(self) -> list[str]:
-        return [f"check {self.address} serves certificate {self.fingerprint[:16]}…"]
+        over = " over direct TLS" if self.direct_tls else ""
+        return [f"check {self.address} serves certificate {self.fingerprint[:16]}…{over}"]
 
 
 @dataclass(frozen=True)

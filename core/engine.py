@@ -40,7 +40,7 @@ from core.ssh_transport import HostSession, SshPool
 from core.state import State
 from core.workspace import Workspace, ensure_ca, ensure_client_leaf, ensure_client_node_leaf, ensure_node_leaf
 
-KINDS = ("init", "ca", "nodes", "clients", CLIENT_CA_KIND)
+KINDS = ("init", "ca", "nodes", "clients", CLIENT_CA_KIND, "ui")
 CA_KINDS = ("ca", CLIENT_CA_KIND)  # the kinds that go trust → wait → leaf → retire
 PHASES = ("idle", "trust", "wait", "leaf", "retire")
 MAX_PARALLEL_HOSTS = 16
@@ -78,7 +78,7 @@ def rotation_id_for(kind: str, now: dt.datetime) -> str:
 # -- start ------------------------------------------------------------------------------------
 
 
-def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def start(state: State, kind: str, *, now: dt.datetime | None = None, **options: Any) -> dict[str, Any]:
     """Open a rotation of `kind`; refuses while another is in flight. Nothing is touched yet."""
     if kind not in KINDS:
         raise BadInput(f"Unknown rotation {kind!r}; choose one of {', '.join(KINDS)}.")
@@ -90,6 +90,9 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None) -> dict[st
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
             f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
         )
+    if kind == "ui":  # a bring-your-own DB Console certificate (core.ui_cert); options: cert_path, key_path
+        from core import ui_cert
+        return ui_cert.start(state, **options)
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     if kind == "init":
@@ -607,6 +610,9 @@ def _leaf_trust_bundles(run: Run, node_ca: pki.Issued | None, client_ca: pki.Iss
 
 
 def phase_leaf(run: Run) -> Gate | None:
+    if run.kind == "ui":
+        from core import ui_cert
+        return ui_cert.phase_ui(run)
     # A client CA rotation keeps node.crt, so it needs no node CA key (which may be kept offline).
     ca = None if run.kind == CLIENT_CA_KIND else _signing_ca(run)
     client_ca = _client_signing_ca(run, ca)
@@ -824,4 +830,7 @@ def _rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None
         seen = wait_for_fingerprint(host.sql_addr, expected, timeout=run.executor.verify_timeout)
         if seen != expected:
             raise StepFailed(f"{name} was restored but serves {seen[:16]}…, not its previous certificate {expected[:16]}….")
+    if run.kind == "ui":
+        from core import ui_cert
+        ui_cert.verify_rolled_back(run, host)
     run.report(Progress(name, "rollback", "ok", "previous files restored and served"))

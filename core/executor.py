@@ -146,7 +146,8 @@ class Executor:
             )
 
     def _expect_served(self, action: ExpectServed, step: str) -> None:
-        seen = probes.wait_for_fingerprint(action.address, action.fingerprint, timeout=self.verify_timeout)
+        seen = probes.wait_for_fingerprint(action.address, action.fingerprint, timeout=self.verify_timeout,
+                                           postgres_preamble=not action.direct_tls)
         if seen != action.fingerprint:
             raise ServedMismatch(
                 f"{action.host} still serves certificate {seen[:16]}… on {action.address} instead of "

@@ -65,14 +65,20 @@ def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, 
         elif state.phase in ("trust", "leaf", "retire") and not rotation.get("last_error"):
             findings.append(Finding("warning", f"rotation {rotation['id']} is in phase {state.phase}; run certrotate advance."))
     for node in state.inventory.nodes:
-        if not node.sql_addr:
-            continue
-        try:
-            served = probes.probe_sql(node.sql_addr, timeout=probe_timeout)
-        except CertRotateError as error:
-            findings.append(Finding("warning", f"node {node.name}: {error}"))
-            continue
-        finding = expiry_finding(f"node {node.name} serves a certificate that", served.not_after, now, warn_days, crit_days)
-        if finding:
-            findings.append(finding)
+        if node.sql_addr:
+            findings += _served_findings(f"node {node.name}", lambda: probes.probe_sql(node.sql_addr, timeout=probe_timeout),
+                                         now, warn_days, crit_days)
+        if node.http_addr:  # the DB Console's certificate: ui.crt, often from a public CA with a short life
+            findings += _served_findings(f"node {node.name}'s DB Console on {node.http_addr}",
+                                         lambda: probes.probe_http(node.http_addr, timeout=probe_timeout),
+                                         now, warn_days, crit_days)
     return findings
+
+
+def _served_findings(what: str, probe, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
+    try:
+        served = probe()
+    except CertRotateError as error:
+        return [Finding("warning", f"{what}: {error}")]
+    finding = expiry_finding(f"{what} serves a certificate that", served.not_after, now, warn_days, crit_days)
+    return [finding] if finding else []

@@ -55,6 +55,8 @@ class ClusterConfig:
     kubernetes_statefulset: str = "cockroachdb"
     node_cert_layout: str = "combined"  # "split": node.crt serves only, client.node.crt (CN=node) dials
     client_ca_key: str | None = None  # set: client certificates come from a separate client CA (ca-client.crt)
+    ui_cert: str | None = None  # operator-side ui.crt (chain) for the DB Console, from your own CA
+    ui_key: str | None = None  # operator-side ui.key of that certificate (0600)
 
     @property
     def on_kubernetes(self) -> bool:
@@ -297,9 +299,14 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         kubernetes_statefulset=c.get("kubernetes_statefulset", str, "cockroachdb"),
         node_cert_layout=c.get("node_cert_layout", str, "combined", choices=NODE_CERT_LAYOUTS),
         client_ca_key=c.get("client_ca_key", str, None),
+        ui_cert=c.get("ui_cert", str, None),
+        ui_key=c.get("ui_key", str, None),
     )
     _check_kubernetes_cluster(c, cluster)
     _check_split_fields(c, cluster)
+    if (cluster.ui_cert is None) != (cluster.ui_key is None):
+        c.fail("ui_key" if cluster.ui_key is None else "ui_cert",
+               "is missing: ui_cert and ui_key name a certificate and its key, give both or neither")
     if cluster.ocsp_url is not None and ocsp_url_problem(cluster.ocsp_url):
         c.fail("ocsp_url", f"{ocsp_url_problem(cluster.ocsp_url)}; give the OCSP responder as http://host/path")
     check_key_type(cluster.key_type)

@@ -81,7 +81,7 @@ def test_home_in_phase_wait_names_the_date_and_the_days_left(snap_compare, state
     assert snap_compare(CertRotateApp(state_path), terminal_size=SIZE, run_before=refreshed)
 
 
-def test_start_screen_offers_the_four_kinds(snap_compare, state_path):
+def test_start_screen_offers_every_kind(snap_compare, state_path):
     async def start_screen(pilot) -> None:
         from tui.screens.start import StartScreen
 

@@ -49,7 +49,7 @@ async def test_without_a_client_ca_the_start_screen_offers_the_four_kinds(tmp_pa
         await pilot.press("s")
         start = await screen_shown(pilot, StartScreen)
         assert not start.query("#start-client-ca")
-        await pilot.press("5")                                   # not offered: the key does nothing
+        await pilot.press("6")                                   # not offered: the key does nothing
         await pilot.pause()
         assert isinstance(app.screen, StartScreen)
         await pilot.press("escape")

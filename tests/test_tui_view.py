@@ -40,6 +40,7 @@ def test_client_keys_and_confirmation_keys_are_the_engines():
     state = state_in("idle")
     assert [view.client_key(c) for c in state.inventory.clients] == [engine.client_key(c) for c in state.inventory.clients]
     assert view.DONE == engine.DONE
+    assert set(view.KIND_TITLES) == set(engine.KINDS)
     for phase in engine.PHASES:
         state = state_in(phase)
         assert view.current_confirm_key(state) == engine.current_confirm_key(state), phase

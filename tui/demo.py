@@ -1,7 +1,8 @@
 """`certrotate demo [--nodes N]`: a throwaway cluster on loopback and the wizard opened on it.
 
-The lab (core.lab: an sshd and a PostgreSQL per node, an SSH-delivered client `app` and a
-manually delivered client `root`) is stopped when the wizard quits, and also on SIGTERM
+The lab (core.lab: an sshd, a PostgreSQL and a DB Console stand-in per node, an SSH-delivered
+client `app` and a manually delivered client `root`, and an example UI certificate from an
+example organisational CA in operator/ui/) is stopped when the wizard quits, and also on SIGTERM
 and SIGHUP: the first asks the wizard to quit, so the terminal is restored and the lab
 stopped on the normal path; outside the wizard (and on a second signal) they become
 SystemExit, which unwinds through the same `finally`.
@@ -46,13 +47,15 @@ class _Signals:
 
 def run_demo(nodes: int = 3) -> int:
     from core.lab import start_lab
+    from core.lab.org_ca import write_example_ui_pair
     from tui.app import CertRotateApp
 
     with _Signals() as signals:
         print(f"certrotate demo: starting a {nodes}-node cluster on loopback (sshd + PostgreSQL per node)…",
               file=sys.stderr, flush=True)
-        lab = start_lab(None, nodes, ssh_clients=("app",))
+        lab = start_lab(None, nodes, ssh_clients=("app",), console=True)
         try:
+            write_example_ui_pair(lab)  # s then 5 rehearses installing a DB Console certificate
             print(lab.summary(), file=sys.stderr, flush=True)
             note = (f"Demo cluster on loopback ({lab.block}0/24); quitting stops it. "
                     "Press t while the rotation waits to time travel.")

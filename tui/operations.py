@@ -24,11 +24,11 @@ def load(path: Path) -> State:
     return state_mod.load(path)
 
 
-def start(path: Path, kind: str) -> State:
+def start(path: Path, kind: str, **options: Any) -> State:
     from core import engine
 
     state = state_mod.load(path)
-    engine.start(state, kind)
+    engine.start(state, kind, **options)
     state_mod.save(state)
     return state
 

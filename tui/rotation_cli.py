@@ -52,6 +52,9 @@ def _status(args: argparse.Namespace) -> int:
     print(f"cluster {state.inventory.cluster.name}: phase {summary['phase']}")
     if state.rotation:
         print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {summary['started']}")
+        if summary.get("ui_certificate"):
+            ui = summary["ui_certificate"]
+            print(f"UI certificate {ui.get('subject')} ({ui.get('fingerprint', '')[:16]}…), valid until {ui.get('not_after')}")
         if summary.get("wait_until"):
             print(f"leaf rotation not before {summary['wait_until']}")
         for name, record in summary["nodes"].items():
@@ -81,6 +84,7 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "started": rotation.get("started"),
         "wait_until": rotation.get("wait_until"),
         "last_error": rotation.get("last_error"),
+        "ui_certificate": rotation.get("ui_certificate"),
         "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
         "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
                     for c in state.inventory.clients},
@@ -93,7 +97,10 @@ def _start(args: argparse.Namespace) -> int:
     path = Path(args.state)
     with state_mod.locked(path):
         state = state_mod.load(path)
-        rotation = engine.start(state, args.kind)
+        if (args.cert or args.key) and args.kind != "ui":
+            raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
+        options = {"cert_path": args.cert, "key_path": args.key} if args.kind == "ui" else {}
+        rotation = engine.start(state, args.kind, **options)
         state_mod.save(state)
     print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
     return 0
@@ -169,6 +176,9 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
 
     start = subparsers.add_parser("start", parents=[state_parent], help="open a rotation")
     start.add_argument("kind", choices=engine.KINDS, help=" | ".join(engine.KINDS))
+    start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
+                                      "default [cluster] ui_cert")
+    start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")
     start.set_defaults(handler=_start)
 
     advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")

@@ -48,6 +48,7 @@ KIND_TITLES = {
     "nodes": "node certificates only",
     "clients": "client certificates only",
     "client-ca": "client CA rotation",
+    "ui": "UI certificate",
 }
 CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
 # A client CA rotation's steps in its own words (ca-client.crt is read by the nodes only).
@@ -196,6 +197,11 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "Issue new node certificates from the new CA and roll them out node by node (canary "
                         "first), each verified by the certificate it serves; then new client certificates.",
                         last_error=error)
+    if phase == "leaf" and kind == "ui":
+        return NextStep("run", "Install the UI certificate",
+                        "Upload ui.crt and ui.key to every node, canary first, reload, and verify over direct TLS on "
+                        "its http_addr that it serves the new certificate; a node that does not gets its previous "
+                        "files back and the rotation stops.", last_error=error)
     if phase == "leaf":
         pending = pending_confirmations(state, "leaf_confirmed")
         if kind in ("init", "clients") and _leaf_delivered(state) and pending:

@@ -14,7 +14,10 @@ on /tmp/certrotate-lab-locks/127.A.B.lock for its lifetime and checking by bindi
 every port it needs is free there, so several labs (tests and a demo) run side by side.
 Node i gets 127.A.B.i; a client delivered over SSH gets a host of its own at
 127.A.B.(200+j). sshd listens on `ssh_port` (2222) and PostgreSQL on `sql_port` (26257)
-on every address; both are attributes, never assumed elsewhere.
+on every address; both are attributes, never assumed elsewhere. With `console=True` every
+node also gets a stand-in for the DB Console's TLS listener on `http_port` (8080), which
+serves ui.crt (else node.crt) with direct TLS and reloads on SIGHUP (core.lab.console);
+the state file then has each node's `http_addr`, and its reload command signals both.
 
 Layout of `workdir` (0755 throughout, so the postgres account can reach its files):
 
@@ -29,6 +32,7 @@ Layout of `workdir` (0755 throughout, so the postgres account can reach its file
                                 client_ca=True also ca-client.crt (PostgreSQL's ssl_ca_file then), and
                                 with node_cert_layout="split" client.node.crt/.key (role `node`)
     nodes/<name>/sshd/          sshd_config, host key, sshd.pid, sshd.log
+    nodes/<name>/console/       with console=True: console.pid, console.log (core.lab.console)
     nodes/<name>/pg/            postgres.log; data -> the data dir (postmaster.pid) and its admin
                                 socket dir, which live on tmpfs when there is one (core.lab.scratch)
     clients/<user>/certs/       for a client delivered over SSH: ca.crt, client.<user>.crt/.key
@@ -64,6 +68,7 @@ from core.errors import BadInput, CertRotateError
 from core.files import write_private, write_public
 from core.inventory import NODE_CERT_LAYOUTS
 from core.keys import DEFAULT_KEY_TYPE, check_key_type
+from core.lab.console import DEFAULT_HTTP_PORT, LabConsole
 from core.lab.postgres import DEFAULT_SQL_PORT, PostgresServer, connect_tls, default_run_as, initdb_template
 from core.lab.procs import RunAs, is_root
 from core.lab.scratch import ScratchDir
@@ -95,6 +100,7 @@ class LabNode:
     sshd: SshServer
     postgres: PostgresServer
     owner: RunAs = field(repr=False)
+    console: LabConsole | None = None  # start_lab(console=True): the DB Console stand-in
 
     @property
     def addresses(self) -> list[str]:
@@ -106,8 +112,15 @@ class LabNode:
         return f"{self.address}:{self.sql_port}"
 
     @property
+    def http_addr(self) -> str | None:
+        return self.console.http_addr if self.console else None
+
+    @property
     def reload_command(self) -> str:
-        return self.postgres.reload_command
+        """Signals PostgreSQL, and the console when there is one (each by its pid file)."""
+        if self.console is None:
+            return self.postgres.reload_command
+        return f"{self.postgres.reload_command} && {self.console.reload_command}"
 
     def start_sshd(self) -> None:
         self.sshd.start()
@@ -123,15 +136,21 @@ class LabNode:
         self.postgres.stop()
 
     def reload(self) -> None:
-        """SIGHUP the postmaster locally, as `reload_command` does over SSH."""
+        """SIGHUP the postmaster (and the console) locally, as `reload_command` does over SSH."""
         self.postgres.reload()
+        if self.console is not None:
+            self.console.reload()
 
     def start(self) -> None:
         self.postgres.start()
+        if self.console is not None:
+            self.console.start()
         self.sshd.start()
 
     def stop(self) -> None:
         self.sshd.stop()
+        if self.console is not None:
+            self.console.stop()
         self.postgres.stop()
 
     def install_files(self, files: dict[str, bytes]) -> None:
@@ -261,6 +280,7 @@ class Lab:
     def pids(self) -> list[int]:
         """Pids of every server process still running (listeners and postmasters)."""
         servers = [s for n in self.nodes for s in (n.sshd, n.postgres)] + [h.sshd for h in self.client_hosts]
+        servers += [n.console for n in self.nodes if n.console is not None]
         return [pid for pid in (server.pid for server in servers) if pid is not None]
 
     def connect_sql(self, node: LabNode | str, user: str = "root", **kwargs) -> "psycopg.Connection":
@@ -296,7 +316,8 @@ class Lab:
         for node in self.nodes:
             lines.append(
                 f"  {node.name}: ssh {self.ssh_user}@{node.address} -p {node.ssh_port}, "
-                f"sql {node.sql_addr}, certs {node.certs_dir}"
+                f"sql {node.sql_addr}, " + (f"console https://{node.http_addr}/, " if node.http_addr else "")
+                + f"certs {node.certs_dir}"
             )
         for host in self.client_hosts:
             lines.append(f"  {host.name}: ssh {self.ssh_user}@{host.address} -p {host.ssh_port}, certs {host.certs_dir}")
@@ -307,6 +328,7 @@ class Lab:
         if self._stopped:
             return
         servers = [n.sshd for n in self.nodes] + [h.sshd for h in self.client_hosts] + [n.postgres for n in self.nodes]
+        servers += [n.console for n in self.nodes if n.console is not None]
         _in_parallel([server.stop for server in servers])
         self._stopped = True
         self._scratch.remove()
@@ -412,16 +434,22 @@ def _usable_port(default: int, low: int, high: int, avoid: int | None = None) ->
 
 
 def _claim_block_and_ports(
-    host_numbers: Sequence[int], ssh_port: int | None, sql_port: int | None
-) -> tuple[str, _BlockLock, int, int]:
+    host_numbers: Sequence[int], ssh_port: int | None, sql_port: int | None, http_port: int | None = None,
+    console: bool = False,
+) -> tuple[str, _BlockLock, int, int, int | None]:
     """Ports the caller gave are kept; a default port some wildcard listener holds everywhere
     is swapped for a random free one (read them from the nodes, never assume them)."""
     if ssh_port is None:
         ssh_port = _usable_port(DEFAULT_SSH_PORT, 20000, 29999)
     if sql_port is None:
         sql_port = _usable_port(DEFAULT_SQL_PORT, 30000, 39999, avoid=ssh_port)
-    prefix, lock = claim_block(host_numbers, [ssh_port, sql_port])
-    return prefix, lock, ssh_port, sql_port
+    if console and http_port is None:
+        http_port = _usable_port(DEFAULT_HTTP_PORT, 40000, 49999, avoid=ssh_port)
+        if http_port == sql_port:
+            http_port = _usable_port(DEFAULT_HTTP_PORT + 1, 40000, 49999, avoid=ssh_port)
+    ports = [ssh_port, sql_port] + ([http_port] if console else [])
+    prefix, lock = claim_block(host_numbers, ports)
+    return prefix, lock, ssh_port, sql_port, (http_port if console else None)
 
 
 # -- building a lab ---------------------------------------------------------------------------
@@ -504,6 +532,8 @@ def start_lab(
     sql_port: int | None = None,
     node_cert_layout: str = "combined",
     client_ca: bool = False,
+    console: bool = False,
+    http_port: int | None = None,
 ) -> Lab:
     """Start `nodes` lab nodes with an initial PKI and write the operator's state file.
 
@@ -520,6 +550,8 @@ def start_lab(
     and a PostgreSQL role `node` that client.node.crt logs in as. `client_ca=True`: client
     certificates (and client.node.crt) come from a client CA (operator/safe/ca-client.key,
     certs/ca-client.crt), and every node checks client certificates against its ca-client.crt.
+    `console`: also run a stand-in for the DB Console's TLS listener per node on `http_port`
+    (8080 unless given), filled in as `http_addr` in the state file (core.lab.console).
     """
     if node_cert_layout not in NODE_CERT_LAYOUTS:
         raise BadInput(f"node_cert_layout is {node_cert_layout!r}; choose one of {', '.join(NODE_CERT_LAYOUTS)}.")
@@ -546,7 +578,8 @@ def start_lab(
         initdb_template(run_as)  # once per process; every node copies it
         scratch = ScratchDir("certrotate-lab-data-")
         try:
-            prefix, lock, ssh_port, sql_port = _claim_block_and_ports(host_numbers, ssh_port, sql_port)
+            prefix, lock, ssh_port, sql_port, http_port = _claim_block_and_ports(
+                host_numbers, ssh_port, sql_port, http_port, console)
         except BaseException:
             scratch.remove()
             raise
@@ -612,6 +645,8 @@ def start_lab(
                         ssl_ca_name="ca-client.crt" if client_ca else "ca.crt",
                     ),
                     owner=run_as,
+                    console=LabConsole(node_dir / "console", address, http_port, certs_dir, run_as, name=node_name)
+                    if console and http_port else None,
                 )
             )
         client_hosts = []
@@ -631,6 +666,8 @@ def start_lab(
         for node in lab_nodes:
             register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
             register_server(node.sshd.pid_path, str(node.sshd.config_path))
+            if node.console is not None:
+                register_server(node.console.pid_path, str(node.console.pid_path))
         for host in client_hosts:
             register_server(host.sshd.pid_path, str(host.sshd.config_path))
 
@@ -651,6 +688,9 @@ def start_lab(
             started.append(node.postgres)
             node.postgres.start()
             node.postgres.create_roles(clients + ([pki.NODE_USER] if split else []))
+            if node.console is not None:
+                started.append(node.console)
+                node.console.start()
             started.append(node.sshd)
             node.sshd.start()
 
@@ -747,6 +787,7 @@ def _state_document(
                 "certs_dir": str(node.certs_dir),
                 "addresses": node.addresses,
                 "sql_addr": node.sql_addr,
+                **({"http_addr": node.http_addr} if node.http_addr else {}),
                 "reload": node.reload_command,
             }
             for node in nodes

@@ -144,7 +144,9 @@ class HomeScreen(Screen):
         from tui.screens.start import StartScreen
 
         def chosen(kind: str | None) -> None:
-            if kind:
+            if kind == "ui":
+                self.action_install_ui_certificate()
+            elif kind:
                 self.start_rotation(kind)
 
         cluster = self.app.state.inventory.cluster
@@ -161,6 +163,16 @@ class HomeScreen(Screen):
                 self.app.push_screen(StartScreen(client_ca=cluster.has_client_ca), chosen)
 
         self.app.push_screen(OcspScreen(ocsp_url, before_rotation=True), mode_chosen)
+
+    def action_install_ui_certificate(self) -> None:
+        """The UI certificate screen checks the pair; installing starts the `ui` rotation and runs it."""
+        from tui.screens.ui_cert import UiCertScreen
+
+        def chosen(paths: tuple[str, str] | None) -> None:
+            if paths:
+                self.start_rotation("ui", run_now=True, cert_path=paths[0], key_path=paths[1])
+
+        self.app.push_screen(UiCertScreen(self.app.state), chosen)
 
     def action_run_next(self) -> None:
         from tui.screens.run_step import RunStepScreen
@@ -241,16 +253,18 @@ class HomeScreen(Screen):
     # -- workers ----------------------------------------------------------------------------
 
     @work(group="core", exit_on_error=False)
-    async def start_rotation(self, kind: str) -> None:
+    async def start_rotation(self, kind: str, run_now: bool = False, **options: str) -> None:
         async with self.app.core_gate:
             try:
-                state = await asyncio.to_thread(operations.start, self.app.state_path, kind)
+                state = await asyncio.to_thread(operations.start, self.app.state_path, kind, **options)
             except CertRotateError as error:
                 self.say(str(error), error=True)
                 self.notify(str(error), title="Not started", severity="error")
                 return
         self.app.state = state
         self.say(f"Started {KIND_TITLES[kind]} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
+        if run_now:
+            self.action_run_next()
 
     @work(group="core", exit_on_error=False)
     async def confirm_clients(self, items: list[str]) -> None:

@@ -38,7 +38,7 @@ def _host_count(state: State, step: str) -> int:
     if step == "rollback":
         return len(nodes) + sum(1 for c in clients if c.delivered_over_ssh)
     if step == "leaf":
-        return (len(nodes) if kind in ("ca", "nodes", "init") else 0) + (
+        return (len(nodes) if kind in ("ca", "nodes", "init", "ui") else 0) + (
             len(clients) if kind in ("ca", "clients", "init") else 0)
     return len(nodes) + len(clients)
 

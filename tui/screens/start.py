@@ -15,20 +15,22 @@ CHOICES = (
     ("init", "First-time setup", "A cluster without certificates: CA, node and client certificates, distributed and verified."),
     ("nodes", "Node certificates only", "New node certificates from the current CA (e.g. new SANs)."),
     ("clients", "Client certificates only", "New client certificates from the current CA (e.g. a leaked client key)."),
+    ("ui", "UI certificate", "Your own DB Console certificate (public or organisational CA), checked, then node by node."),
 )
 CLIENT_CA_CHOICE = ("client-ca", "Rotate the client CA",
                     "New client CA in ca-client.crt on every node; wait, new client certificates, retire the old one.")
 
 
 class StartScreen(ModalScreen[str | None]):
-    """Dismissed with the rotation kind chosen (`ca`, `init`, `nodes`, `clients`, `client-ca`) or None."""
+    """Dismissed with the rotation kind chosen (`ca`, `init`, `nodes`, `clients`, `ui`, `client-ca`) or None."""
 
     BINDINGS = [
         Binding("1", "choose('ca')", "CA rotation"),
         Binding("2", "choose('init')", "First-time setup"),
         Binding("3", "choose('nodes')", "Nodes only"),
         Binding("4", "choose('clients')", "Clients only"),
-        Binding("5", "choose('client-ca')", "Client CA"),
+        Binding("5", "choose('ui')", "UI certificate"),
+        Binding("6", "choose('client-ca')", "Client CA"),
         Binding("escape", "cancel", "Cancel"),
         Binding("o", "app.ocsp", "OCSP modes"),  # what security.ocsp.mode does, before choosing (tui/screens/ocsp.py)
     ]

@@ -1,0 +1,71 @@
+"""The lab's console: a stand-in for the DB Console's TLS listener, with CockroachDB's certificate rules."""
+
+from __future__ import annotations
+
+import time
+import tomllib
+
+from core import pki
+from core.lab.procs import pid_alive
+from core.probes import probe_http, probe_sql, wait_for_fingerprint
+from tests.ui_support import OrgCA
+
+
+def on_disk(node, name: str) -> str:
+    from cryptography import x509
+    return pki.sha256_fingerprint(x509.load_pem_x509_certificates((node.certs_dir / name).read_bytes())[0])
+
+
+def served_after_reload(node, expected: str) -> str:
+    node.console.reload()
+    return wait_for_fingerprint(node.http_addr, expected, timeout=10, postgres_preamble=False)
+
+
+def test_a_lab_without_console_has_no_http_addr(lab_factory):
+    lab = lab_factory(1)
+    assert lab.nodes[0].console is None
+    assert "http_addr" not in tomllib.loads(lab.state_path.read_text())["nodes"][0]
+
+
+def test_each_console_serves_node_crt_over_direct_tls_and_is_in_the_state_file(lab_factory):
+    lab = lab_factory(2, console=True)
+    nodes = tomllib.loads(lab.state_path.read_text())["nodes"]
+    assert [n["http_addr"] for n in nodes] == [node.http_addr for node in lab.nodes]
+    for node in lab.nodes:
+        assert probe_http(node.http_addr).fingerprint == on_disk(node, "node.crt") == probe_sql(node.sql_addr).fingerprint
+
+
+def test_ui_crt_is_served_only_with_its_key_and_a_bad_pair_keeps_the_previous_one(lab_factory):
+    lab = lab_factory(1, console=True)
+    node, org = lab.nodes[0], OrgCA()
+    ui = org.issue_ui([node.address])
+    node_fp = on_disk(node, "node.crt")
+    node.install_files({"ui.crt": org.chain_pem(ui)})
+    assert served_after_reload(node, ui.fingerprint) == node_fp            # ui.crt without ui.key: node.crt
+    node.install_files({"ui.key": ui.key_pem()})
+    assert served_after_reload(node, ui.fingerprint) == ui.fingerprint
+    assert len(probe_http(node.http_addr).chain) == 2                       # the intermediate goes along
+    node.install_files({"ui.key": org.issue_ui([node.address]).key_pem()})  # a key of another certificate
+    node.console.reload()
+    time.sleep(0.5)
+    assert probe_http(node.http_addr).fingerprint == ui.fingerprint
+    assert "reload failed, still serving the previous certificate" in node.console.log_path.read_text()
+
+
+def test_the_reload_command_over_ssh_signals_postgres_and_the_console(lab_factory):
+    lab = lab_factory(1, console=True)
+    node, org = lab.nodes[0], OrgCA()
+    ui = org.issue_ui([node.address])
+    node.install_files({"ui.crt": org.chain_pem(ui), "ui.key": ui.key_pem()})
+    with lab.ssh(node) as ssh:
+        _, stdout, _ = ssh.exec_command(node.reload_command)
+        assert stdout.channel.recv_exit_status() == 0
+    assert wait_for_fingerprint(node.http_addr, ui.fingerprint, timeout=10, postgres_preamble=False) == ui.fingerprint
+
+
+def test_stopping_the_lab_stops_every_console_by_pid(lab_factory):
+    lab = lab_factory(2, console=True)
+    pids = [node.console.pid for node in lab.nodes]
+    assert all(pids) and set(pids) <= set(lab.pids)
+    lab.stop()
+    assert not any(pid_alive(pid) for pid in pids)
