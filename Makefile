@@ -40,6 +40,7 @@ screenshots: system-deps $(STAMP)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-firacode >/dev/null; fi
 	$(BIN)/pip install -q -e '.[test,screenshots]'
 	$(BIN)/python screenshots/make_screenshots.py
+	$(BIN)/python screenshots/make_ui_certificate_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

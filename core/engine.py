@@ -470,13 +470,18 @@ def phase_trust(run: Run) -> Gate | None:
     if run.dry_run:
         return None
     files.write_public(run.authority.local_bundle, combined, overwrite=True)
+    enter_wait(run)
+    return None
+
+
+def enter_wait(run: Run) -> None:
+    """The trust rollout is done: the leaf step may come `leaf_delay_days` from now."""
     finished = pki.utcnow()
     run.rotation["trust_done_at"] = finished
     run.rotation["wait_until"] = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
     run.rotation["phase"] = "wait"
     run.record("phase wait", detail=f"leaf rotation not before {run.rotation['wait_until']:%Y-%m-%d %H:%M} UTC")
     run.save()
-    return None
 
 
 def _file_or_empty(path: Path) -> bytes:

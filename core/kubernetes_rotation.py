@@ -22,7 +22,6 @@ engine's own (core/engine.py), unchanged.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass
@@ -301,12 +300,7 @@ def phase_trust(run: Run) -> Gate | None:
     if run.dry_run:
         return None
     files.write_public(run.ws.bundle_path, combined, overwrite=True)
-    finished = pki.utcnow()
-    run.rotation["trust_done_at"] = finished
-    run.rotation["wait_until"] = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
-    run.rotation["phase"] = "wait"
-    run.record("phase wait", detail=f"leaf rotation not before {run.rotation['wait_until']:%Y-%m-%d %H:%M} UTC")
-    run.save()
+    engine.enter_wait(run)
     return None
 
 

@@ -34,6 +34,16 @@ def certrotate(lab: Lab, *args: str, env: dict | None = None, timeout: float = 1
     )
 
 
+def rotate_ca_to_idle(lab: Lab) -> str:
+    """A whole `start ca` as an operator runs it: the trust step, then after the wait the rest; its output."""
+    assert certrotate(lab, "start", "ca").returncode == 0
+    trust = certrotate(lab, "advance")
+    assert trust.returncode == 0, trust.stderr
+    rest = certrotate(lab, "advance", "--now", FUTURE, "--yes")
+    assert rest.returncode == 0, rest.stderr + rest.stdout
+    return rest.stdout
+
+
 def edit_inventory(lab: Lab, change) -> None:
     """Edit the hand-written inventory like an operator with an editor would."""
     data = tomllib.loads(lab.state_path.read_text())

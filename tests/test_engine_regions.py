@@ -13,7 +13,7 @@ import pytest
 from core import regions
 from core.inventory import NodeConfig
 from tests.rotation_support import (FUTURE, LiveClient, certrotate, edit_inventory, lab_with_restarting_client,
-                                     node_files, set_node_reload)
+                                     node_files, rotate_ca_to_idle, set_node_reload)
 
 EAST, WEST = ("n1", "n3"), ("n2", "n4")
 REGION_OF = {**{name: "east" for name in EAST}, **{name: "west" for name in WEST}}
@@ -133,11 +133,7 @@ def test_full_rotation_by_region_with_zero_failed_connections(lab_factory):
     edit_inventory(lab, put_in_regions)
     client_dir = lab.client_host("app").certs_dir
     with LiveClient(lab, client_dir, "app", marker) as client:
-        assert certrotate(lab, "start", "ca").returncode == 0
-        trust = certrotate(lab, "advance")
-        assert trust.returncode == 0, trust.stderr
-        rest = certrotate(lab, "advance", "--now", FUTURE, "--yes")
-        assert rest.returncode == 0, rest.stderr + rest.stdout
+        rotate_ca_to_idle(lab)
     assert client.failures == []
     assert client.ok > 40
     status = json.loads(certrotate(lab, "status", "--json").stdout)
