@@ -18,8 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core import kubernetes
-from core.inventory import ClientConfig, ClusterConfig
+from core.inventory import ClientConfig, ClusterConfig, NodeConfig
 from core.state import State
 
 DONE = "done"  # core.DONE
@@ -161,6 +160,8 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "client-only rotation.")
     error = rotation.get("last_error", "")
     phase, kind = state.phase, rotation.get("kind")
+    if state.inventory.cluster.on_kubernetes:
+        from core import kubernetes  # only Kubernetes clusters pay for it at start-up (bench/bench_startup.py)
     if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
         return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
                         "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "
@@ -264,7 +265,7 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
     for node in state.inventory.nodes:
         record = rotation.get("nodes", {}).get(node.name, {})
         cluster = state.inventory.cluster
-        address = node.ssh_host or f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
+        address = node.ssh_host or _kubernetes_address(cluster, node)
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
                                  region=node.region or ""))
     for client in state.inventory.clients:
@@ -281,3 +282,10 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
                 delivery = "to confirm"
         rows.append(RecordedHost(key, "client", address, _steps(record, kind), _last_action(state, key), delivery))
     return rows
+
+
+def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
+    """Where a node without SSH lives: its namespace and StatefulSet."""
+    from core import kubernetes  # only Kubernetes clusters pay for it at start-up
+
+    return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"

@@ -16,7 +16,6 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from core import kubernetes
 from core.errors import CertRotateError
 from core.inventory import NodeConfig
 from core.state import State
@@ -202,6 +201,8 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
+        from core import kubernetes  # imported on use: start-up stays light for SSH clusters
+
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
 
