@@ -124,7 +124,8 @@ async def cloud_client_ca() -> None:
             field.value = "9f3c2a1b-prod"
             field.focus()
             await pilot.press("enter")
-            await until(pilot, lambda: "/clusters/9f3c2a1b-prod/" in str(screen.query_one("#client-ca-upload").render()),
+            upload = screen.query_one("#client-ca-upload")
+            await until(pilot, lambda: "/clusters/9f3c2a1b-prod/" in str(upload.render()),
                         "the cluster ID in the upload command")
             table.focus()                                       # no selected text in the cluster ID field
             await snap(pilot, "44-cloud-client-ca")
