@@ -41,6 +41,7 @@ screenshots: system-deps $(STAMP)
 	$(BIN)/pip install -q -e '.[test,screenshots]'
 	$(BIN)/python screenshots/make_screenshots.py
 	$(BIN)/python screenshots/make_ui_certificate_screenshots.py
+	$(BIN)/python screenshots/make_advanced_screenshots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -22,6 +22,17 @@ A **CA rotation** has four phases:
 Every step can be **previewed** (the exact files and commands per host) and **rolled back** while the
 rotation is in flight. The state file records everything, so quitting is always safe: open the wizard
 again, or run `certrotate advance`, and it resumes where it stopped.
+
+**Start** (`s`) also offers leaf-only rotations, first-time setup, the **UI certificate** (`5`: your own
+DB Console certificate, checked against every node, then installed node by node) and, when
+`[cluster] client_ca_key` is set, **Rotate the client CA** (`6`: the same phases for `ca-client.crt`).
+
+- `d` **Doctor** — diagnose a node or client: every check, with its cause and fix.
+- `o` **OCSP modes** — what `security.ocsp.mode` off / lax / strict do, and strict's lock-out risk.
+- **Kubernetes** (`delivery = "kubernetes"`) — certrotate writes each region's Secret manifest and
+  stops; `c` shows the manifest path and the kubectl commands (`y` copies them, no key material is
+  shown), and you tick the region once it has rolled out.
+- `ctrl+p` → **Cloud client CA** — a CockroachDB Cloud cluster's client CAs and the upload command.
 """
 
 
