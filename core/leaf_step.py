@@ -85,13 +85,13 @@ def leaf_node(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: di
 def _restore_after_failed_leaf(run: Run, node: NodeConfig, session: HostSession, before: HostFacts) -> str:
     """Put the node's previous files back, reload, and check it serves what it served before."""
     try:
-        remote_files.restore(session, f"{run.rid}.leaf")
+        restored = remote_files.restore(session, f"{run.rid}.leaf")
         session.reload(run.reload_command(node) or "true")
         if node.sql_addr and before.served_fingerprint:
             seen = wait_for_fingerprint(node.sql_addr, before.served_fingerprint, timeout=run.executor.verify_timeout)
             if seen != before.served_fingerprint:
                 return "Its previous files were restored, but it does not serve its previous certificate yet; look at it now."
-        run.record("leaf restored", host=node.name, detail="previous node.crt/node.key back in place")
+        run.record("leaf restored", host=node.name, detail=restored.summary())
         run.report(Progress(node.name, "leaf", "failed", "restored its previous certificate"))
         return "Its previous certificate was restored and it serves it again."
     except CertRotateError as error:

@@ -341,7 +341,7 @@ def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
 def _restore(run, node: NodeConfig, session: HostSession, before: str | None) -> str:
     """Put the node's previous ui files back (or remove the new ones), reload, check what it serves."""
     try:
-        remote_files.restore(session, f"{run.rid}.{STEP}")
+        restored = remote_files.restore(session, f"{run.rid}.{STEP}")
         session.reload(run.reload_command(node) or "true")
         if before:
             seen = wait_for_fingerprint(node.http_addr, before, timeout=run.executor.verify_timeout,
@@ -349,7 +349,7 @@ def _restore(run, node: NodeConfig, session: HostSession, before: str | None) ->
             if seen != before:
                 return ("Its previous files were restored, but its console does not serve its previous certificate "
                         "yet; look at it now.")
-        run.record("ui certificate restored", host=node.name, detail="previous ui.crt/ui.key back in place")
+        run.record("ui certificate restored", host=node.name, detail=restored.summary())
         run.report(Progress(node.name, STEP, "failed", "restored its previous UI certificate"))
         if not before:
             return "Its previous files were restored."
