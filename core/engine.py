@@ -39,8 +39,10 @@ from core.ssh_transport import SshPool
 from core.state import State
 from core.workspace import Workspace
 
+# What tui/, the tests, core.kubernetes_rotation and core.ui_cert use from here.
 __all__ = ["CA_KINDS", "DONE", "KINDS", "PHASES", "Gate", "Outcome", "Run", "advance", "client_key", "confirm",
-           "current_confirm_key", "enter_wait", "finish", "phase_leaf", "phase_wait", "rollback", "start"]
+           "current_confirm_key", "enter_wait", "finish", "phase_leaf", "phase_wait", "rollback", "rotation_id_for",
+           "start"]
 
 KINDS = ("init", "ca", "nodes", "clients", CLIENT_CA_KIND, "ui")
 CA_KINDS = ("ca", CLIENT_CA_KIND)  # the kinds that go trust → wait → leaf → retire
@@ -257,6 +259,7 @@ def _check_nothing_depends_on_old_ca(run: Run) -> None:
 
 
 def finish(run: Run, outcome: str) -> None:
+    """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
     finished = pki.utcnow()
     entry = {key: value for key, value in run.rotation.items() if key in ("id", "kind", "started", "new_ca")}
     entry.update({"finished": finished, "outcome": outcome})
