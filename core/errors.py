@@ -27,3 +27,9 @@ class LockHeld(CertRotateError):
     """Another certrotate process holds the state file's lock."""
 
     exit_code = 3
+
+
+def named(host: str, error: CertRotateError) -> str:
+    """The error's sentence, starting with the host's name once, not twice."""
+    text = str(error)
+    return text if text.startswith(host) else f"{host}: {text}"

@@ -16,7 +16,7 @@ rotation uploads, reloads and verifies, this one, region by region:
 Per region the record (`[rotation.kubernetes.<region>]`) holds, for each step, its status
 ("written", "confirmed", "done"), the manifest's path and sha256 and the times — never
 the manifest's content. The schedule (`wait`) and the client deliveries are the
-engine's own (core/engine.py), unchanged.
+engine's own (core/engine.py, core/delivery.py), unchanged.
 """
 
 from __future__ import annotations
@@ -27,19 +27,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core import bundle, engine, files, pki, probes
+from core import bundle, ca_material, engine, files, pki, probes
 from core import kubernetes as k8s
-from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
-from core.engine import DONE, Gate, Outcome, Run
+from core.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
+from core.delivery import confirmation_gate, deliver_client_leaves, deliver_to_client
 from core.errors import BadInput, CertRotateError, StepFailed
 from core.executor import Progress, Reporter, silent
 from core.inventory import NodeConfig
 from core.keys import key_matches_certificate, load_private_key
-from core.plans import PRIVATE, PUBLIC
+from core.plans import PUBLIC
 from core.preflight import check_leaf_files
+from core.rollback import rollback_host
+from core.run_context import DONE, Gate, Outcome, Run, client_key
 from core.ssh_transport import SshPool
 from core.state import State
-from core.workspace import LeafFiles, ensure_client_leaf, ensure_node_leaf
+from core.workspace import LeafFiles, ensure_node_leaf
 
 WRITTEN = "written"
 CONFIRMED = "confirmed"
@@ -287,8 +289,8 @@ def _known(*cas: pki.Issued | None) -> tuple[str, ...]:
 
 
 def phase_trust(run: Run) -> Gate | None:
-    combined, old_bundle, new_ca = engine._bundles(run)
-    old_ca = engine._old_ca(run, old_bundle)
+    combined, old_bundle, new_ca = ca_material.rotation_bundles(run)
+    old_ca = ca_material.old_ca(run, old_bundle)
     added = k8s.add_bundle(old_bundle.pem, new_ca.cert_pem)
     expect = Expectation(keep_served=True, trusted=_known(new_ca, old_ca))
     for target in _regions(run):
@@ -296,7 +298,7 @@ def phase_trust(run: Run) -> Gate | None:
         if gate:
             return gate
     for client in run.inventory.clients:
-        engine._deliver_to_client(run, client, "trust", {CA_CERT: (combined, PUBLIC)}, confirm_key="trust_confirmed")
+        deliver_to_client(run, client, "trust", {CA_CERT: (combined, PUBLIC)}, confirm_key="trust_confirmed")
     if run.dry_run:
         return None
     files.write_public(run.ws.bundle_path, combined, overwrite=True)
@@ -307,11 +309,11 @@ def phase_trust(run: Run) -> Gate | None:
 def phase_leaf(run: Run) -> Gate | None:
     if run.kind not in k8s.KIND_STEPS:
         return engine.phase_leaf(run)  # client certificates only: nothing in the node Secret changes
-    ca = engine._signing_ca(run)
     if run.kind == "ca":
-        ca_pem, old_bundle, _ = engine._bundles(run)
-        trusted = _known(ca, engine._old_ca(run, old_bundle))
+        ca_pem, old_bundle, ca = ca_material.rotation_bundles(run)  # the new CA signs
+        trusted = _known(ca, ca_material.old_ca(run, old_bundle))
     else:
+        ca = ca_material.signing_ca(run)
         ca_pem, trusted = run.ws.read_bundle(), _known(ca)
     for target in _regions(run):
         leaf = _region_leaf(run, target, ca, ca_pem)
@@ -321,15 +323,9 @@ def phase_leaf(run: Run) -> Gate | None:
             return gate
     if run.kind == "nodes":
         if not run.dry_run:
-            engine._finish(run, "done")
+            engine.finish(run, "done")
         return None
-    for client in run.inventory.clients:
-        leaf = ensure_client_leaf(run.ws, run.rid, ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
-        payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
-                   client_key_name(client.user): (leaf.key_pem, PRIVATE)}
-        engine._deliver_to_client(run, client, "leaf", payload, confirm_key="leaf_confirmed")
-        if not run.dry_run:
-            run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint
+    deliver_client_leaves(run, ca)
     if not run.dry_run:
         run.rotation["phase"] = "retire"
         run.record("phase retire")
@@ -338,8 +334,8 @@ def phase_leaf(run: Run) -> Gate | None:
 
 
 def phase_retire(run: Run) -> Gate | None:
-    combined, old_bundle, new_ca = engine._bundles(run)
-    gate = engine._confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
+    combined, old_bundle, new_ca = ca_material.rotation_bundles(run)
+    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
     if gate:
         return gate
     for target in _regions(run):
@@ -348,10 +344,10 @@ def phase_retire(run: Run) -> Gate | None:
                              "retired yet.")
     for client in run.inventory.clients:
         if run.client_record(client).get("leaf") != DONE:
-            raise StepFailed(f"client {engine.client_key(client)} has no new certificate yet; the old CA cannot be "
+            raise StepFailed(f"client {client_key(client)} has no new certificate yet; the old CA cannot be "
                              "retired.")
     final = bundle.remove(combined, set(old_bundle.fingerprints))
-    old_ca = engine._old_ca(run, old_bundle)
+    old_ca = ca_material.old_ca(run, old_bundle)
     for target in _regions(run):
         served = _record(run, target.region).get("promote_leaf_fingerprint")
         # ca.crt only: the merge patch leaves the promoted node.crt/node.key in place.
@@ -360,7 +356,7 @@ def phase_retire(run: Run) -> Gate | None:
         if gate:
             return gate
     for client in run.inventory.clients:
-        engine._deliver_to_client(run, client, "retire", {CA_CERT: (final, PUBLIC)}, confirm_key="retire_confirmed")
+        deliver_to_client(run, client, "retire", {CA_CERT: (final, PUBLIC)}, confirm_key="retire_confirmed")
     if run.dry_run:
         return None
     files.write_public(run.ws.bundle_path, final, overwrite=True)
@@ -368,7 +364,7 @@ def phase_retire(run: Run) -> Gate | None:
     state.inventory = dataclasses.replace(
         state.inventory, cluster=dataclasses.replace(state.inventory.cluster, ca_key=run.rotation["new_ca"]["key"]))
     run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
-    engine._finish(run, "done")
+    engine.finish(run, "done")
     return None
 
 
@@ -444,7 +440,7 @@ def _rollback_ssh_clients(run: Run) -> None:
     for client in run.inventory.clients:
         if client.delivered_over_ssh:
             try:
-                engine._rollback_host(run, client, engine.client_key(client))
+                rollback_host(run, client, client_key(client))
             except CertRotateError as error:
                 failures.append(str(error))
     if failures:
@@ -461,8 +457,8 @@ def phase_rollback(run: Run) -> Gate | None:
     if run.dry_run:
         return None
     old_bundle = bundle.parse_bundle(_before_bundle(run), "the CA bundle from before the rotation")
-    old_ca = engine._old_ca(run, old_bundle)
-    new_ca = engine._new_ca(run) if run.kind == "ca" and "new_ca" in run.rotation else None
+    old_ca = ca_material.old_ca(run, old_bundle)
+    new_ca = ca_material.new_ca(run) if run.kind == "ca" and "new_ca" in run.rotation else None
     for target in targets:
         record = _record(run, target.region)
         if record.get("rollback") == DONE:
@@ -478,4 +474,4 @@ def _finish_rollback(run: Run) -> None:
     saved = run.ws.rotation_dir(run.rid) / "ca-before.crt"
     if saved.exists():
         files.write_public(run.ws.bundle_path, saved.read_bytes(), overwrite=True)
-    engine._finish(run, "rolled back")
+    engine.finish(run, "rolled back")

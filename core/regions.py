@@ -96,3 +96,11 @@ def announce(order: Sequence[NodeConfig], step: str, report: Callable[[Progress]
         yield node
     if current is not None:
         report(finished(current, step, members[current]))
+
+
+def rollout_order(nodes: Sequence[NodeConfig]) -> list[NodeConfig]:
+    """Canary first (the first node of the inventory), then region by region in inventory order."""
+    if not nodes:
+        return []
+    canary = nodes[0]
+    return [canary] + [node for _, group in by_region(nodes) for node in group if node is not canary]

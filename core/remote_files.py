@@ -145,6 +145,15 @@ class Restored:
     removed: list[str]
     unchanged: list[str]
 
+    def summary(self) -> str:
+        """What the restore put back, by file name, for the journal (e.g. "previous node.crt, node.key back in place")."""
+        back = sorted(posixpath.basename(path) for path in self.restored + self.unchanged)
+        gone = sorted(posixpath.basename(path) for path in self.removed)
+        parts = [f"previous {', '.join(back)} back in place"] if back else []
+        if gone:
+            parts.append(f"new {', '.join(gone)} removed")
+        return "; ".join(parts) or "nothing to put back"
+
 
 # -- helpers ------------------------------------------------------------------------------
 

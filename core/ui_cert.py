@@ -29,16 +29,17 @@ from typing import Any, Iterable
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from core import engine, files, pki, remote_files
+from core import engine, files, pki, regions, remote_files
 from core.actions import Action, ExpectServed, FileContent, RunCommand, WriteFiles
 from core.bundle import parse_certificates
 from core.certs_dir import UI_CERT, UI_KEY
-from core.errors import BadInput, CertRotateError, StepFailed
+from core.errors import BadInput, CertRotateError, StepFailed, named
 from core.executor import Progress
 from core.inventory import NodeConfig, resolve_local
 from core.keys import key_matches_certificate, load_private_key
 from core.plans import PRIVATE, PUBLIC, HostFacts
 from core.probes import probe_http, split_address, wait_for_fingerprint
+from core.run_context import DONE, Gate
 from core.ssh_transport import HostSession
 from core.state import State
 
@@ -306,10 +307,6 @@ def _served_before_upload(node: NodeConfig) -> str:
                          "uploaded to it. Check http_addr and that the node runs, then run advance again.") from None
 
 
-def _reload_command(run, node: NodeConfig) -> str | None:
-    return node.reload or engine._profile_reload(run)
-
-
 def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
     record = run.node_record(node.name)
     session = run.session(node)
@@ -318,7 +315,7 @@ def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
     served = _served_before_upload(node)
     if "ui_served_before" not in record and not run.dry_run:
         run.update_record(record, ui_served_before=served)
-    actions = plan_ui(node.name, node.certs_dir, facts, served, pair, reload=_reload_command(run, node),
+    actions = plan_ui(node.name, node.certs_dir, facts, served, pair, reload=run.reload_command(node),
                       http_addr=node.http_addr, backup_id=f"{run.rid}.{STEP}")
     run.report(Progress(node.name, STEP, "running", "starting"))
     try:
@@ -327,15 +324,15 @@ def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
         if run.dry_run:
             raise
         restored = _restore(run, node, session, record.get("ui_served_before"))
-        message = f"{engine._named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
+        message = f"{named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
         record[STEP] = "failed"
         run.rotation["last_error"] = message
         run.record("ui certificate failed", host=node.name, detail=str(error))
         run.save()
         raise StepFailed(message) from None
     if not run.dry_run:
-        if record.get(STEP) != engine.DONE or record.get("ui_fingerprint") != pair.fingerprint:
-            record.update({STEP: engine.DONE, f"{STEP}_at": pki.utcnow(), "ui_fingerprint": pair.fingerprint})
+        if record.get(STEP) != DONE or record.get("ui_fingerprint") != pair.fingerprint:
+            record.update({STEP: DONE, f"{STEP}_at": pki.utcnow(), "ui_fingerprint": pair.fingerprint})
         run.report(Progress(node.name, STEP, "ok", f"serves the new UI certificate {pair.fingerprint[:16]}… on "
                                                    f"{node.http_addr}"))
         run.save()
@@ -344,15 +341,15 @@ def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
 def _restore(run, node: NodeConfig, session: HostSession, before: str | None) -> str:
     """Put the node's previous ui files back (or remove the new ones), reload, check what it serves."""
     try:
-        remote_files.restore(session, f"{run.rid}.{STEP}")
-        session.reload(_reload_command(run, node) or "true")
+        restored = remote_files.restore(session, f"{run.rid}.{STEP}")
+        session.reload(run.reload_command(node) or "true")
         if before:
             seen = wait_for_fingerprint(node.http_addr, before, timeout=run.executor.verify_timeout,
                                         postgres_preamble=False)
             if seen != before:
                 return ("Its previous files were restored, but its console does not serve its previous certificate "
                         "yet; look at it now.")
-        run.record("ui certificate restored", host=node.name, detail="previous ui.crt/ui.key back in place")
+        run.record("ui certificate restored", host=node.name, detail=restored.summary())
         run.report(Progress(node.name, STEP, "failed", "restored its previous UI certificate"))
         if not before:
             return "Its previous files were restored."
@@ -361,14 +358,14 @@ def _restore(run, node: NodeConfig, session: HostSession, before: str | None) ->
         return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
 
 
-def phase_ui(run) -> engine.Gate | None:
+def phase_ui(run) -> Gate | None:
     """The single phase of a `ui` rotation: every node in rollout order, then done."""
     pair = _staged_pair(run)
-    for node in engine._rollout_order(run.inventory.nodes):
+    for node in regions.rollout_order(run.inventory.nodes):
         _ui_node(run, node, pair)
     if run.dry_run:
         return None
-    engine._finish(run, "done")
+    engine.finish(run, "done")
     return None
 
 

@@ -15,6 +15,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
+from core import state as state_mod
 from core.lab.postgres import connect_tls
 from core.pki import sha256_fingerprint
 from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
@@ -153,6 +154,8 @@ def test_node_only_rotation_with_split_layout_issues_both_and_restores_both_on_f
     assert failed.returncode == 1 and "n1" in failed.stderr and "restored" in failed.stderr
     for name in ("node.crt", "node.key", "client.node.crt", "client.node.key"):
         assert node_files(lab)["n1"][name] == before["n1"][name], name
+    restored = [e["detail"] for e in state_mod.load(lab.state_path).journal if e["action"] == "leaf restored"]
+    assert restored == ["previous client.node.crt, client.node.key, node.crt, node.key back in place"]
     set_node_reload(lab, "n1", lab.node("n1").reload_command)
 
     done = certrotate(lab, "advance")

@@ -252,6 +252,8 @@ def test_a_node_whose_console_keeps_its_old_certificate_is_restored_and_the_rota
     assert node_files(lab)["n3"] == untouched
     status = json.loads(certrotate(lab, "status", "--json").stdout)
     assert status["phase"] == "leaf" and status["nodes"]["n2"]["leaf"] == "failed"
+    restored = [e["detail"] for e in state_mod.load(lab.state_path).journal if e["action"] == "ui certificate restored"]
+    assert restored == ["new ui.crt, ui.key removed"]  # n2 had no ui files: the new ones went, nothing came back
 
 
 def test_rollback_of_a_half_done_rollout_gives_every_console_its_previous_certificate(console_lab, org):
@@ -290,6 +292,8 @@ def test_renewing_a_ui_certificate_restores_the_previous_one_on_a_node_that_fail
                                                                    first.certificate]
     text = certrotate(lab, "status").stdout
     assert "UI certificate CN=console.example.org" in text and "node n2: leaf=failed" in text
+    restored = [e["detail"] for e in state_mod.load(lab.state_path).journal if e["action"] == "ui certificate restored"]
+    assert restored == ["previous ui.crt, ui.key back in place"]
 
 
 def test_a_console_that_does_not_answer_gets_nothing_uploaded(console_lab, org):
