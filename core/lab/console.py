@@ -30,9 +30,9 @@ from pathlib import Path
 
 from core.errors import CertRotateError
 from core.lab.procs import (
+    LabServer,
     RunAs,
     log_tail,
-    pid_alive,
     read_pid_file,
     stop_pid,
     track_running,
@@ -63,8 +63,10 @@ def python_for(run_as: RunAs) -> str:
     raise CertRotateError(f"The lab console needs a Python 3 the {run_as.name} account can run; install python3.")
 
 
-class LabConsole:
+class LabConsole(LabServer):
     """The console process of one lab node; its files live in `workdir`."""
+
+    what = "console"
 
     def __init__(self, workdir: Path, address: str, port: int, certs_dir: Path, run_as: RunAs, *,
                  name: str | None = None, start_timeout: float = 30.0) -> None:
@@ -86,21 +88,6 @@ class LabConsole:
     @property
     def http_addr(self) -> str:
         return f"{self.address}:{self.port}"
-
-    @property
-    def reload_command(self) -> str:
-        return f"kill -HUP $(head -1 {self.pid_path})"
-
-    @property
-    def pid(self) -> int | None:
-        if self._process is not None:
-            return self._process.pid if self._process.poll() is None else None
-        pid = read_pid_file(self.pid_path)
-        return pid if pid and pid_alive(pid) else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def prepare(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -147,13 +134,6 @@ class LabConsole:
                     return True
         except (OSError, ssl.SSLError):
             return False
-
-    def reload(self) -> None:
-        """SIGHUP by pid, locally — what the reload command does over SSH."""
-        pid = self.pid
-        if pid is None:
-            raise CertRotateError(f"The lab console for {self.name} is not running; it cannot reload.")
-        os.kill(pid, 1)
 
     def stop(self) -> None:
         stop_pid(self.pid, process=self._process)

@@ -41,11 +41,10 @@ from typing import TYPE_CHECKING, Iterable
 
 from core.errors import CertRotateError
 from core.lab.procs import (
+    LabServer,
     RunAs,
     is_root,
     log_tail,
-    pid_alive,
-    read_pid_file,
     run_checked,
     stop_pid,
     track_running,
@@ -170,12 +169,14 @@ def quote_ident(name: str) -> str:
 # -- the server -------------------------------------------------------------------------------
 
 
-class PostgresServer:
+class PostgresServer(LabServer):
     """A PostgreSQL server in `workdir` (data/, postgres.log, run/ socket dir) on `address:port`.
 
     `data_dir` and `socket_dir` may live elsewhere (the lab puts them on tmpfs); a socket dir
     whose path is too long for a unix socket is replaced by a short private one under /tmp.
     """
+
+    what = "PostgreSQL server"
 
     def __init__(
         self,
@@ -216,11 +217,6 @@ class PostgresServer:
     @property
     def sql_addr(self) -> str:
         return f"{self.address}:{self.port}"
-
-    @property
-    def reload_command(self) -> str:
-        """A shell command that makes this postmaster re-read its config and certificate files."""
-        return f"kill -HUP $(head -1 {self.pid_path})"
 
     # -- files ----------------------------------------------------------------------------
 
@@ -277,18 +273,6 @@ class PostgresServer:
 
     # -- process --------------------------------------------------------------------------
 
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid while it runs, else None."""
-        if self._process is not None:
-            return self._process.pid if self._process.poll() is None else None
-        pid = read_pid_file(self.pid_path)
-        return pid if pid and pid_alive(pid) else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
     def start(self) -> None:
         """Start the postmaster and return once it accepts connections; a no-op while it runs."""
         if self.running:
@@ -342,13 +326,6 @@ class PostgresServer:
         untrack_running(self)
         if self._private_socket_dir and self.socket_dir.name.startswith(PRIVATE_SOCKET_PREFIX):
             shutil.rmtree(self.socket_dir, ignore_errors=True)
-
-    def reload(self) -> None:
-        """SIGHUP by pid, locally — what `reload_command` does over SSH."""
-        pid = self.pid
-        if pid is None:
-            raise CertRotateError(f"PostgreSQL for {self.name} on {self.sql_addr} is not running; it cannot reload.")
-        os.kill(pid, signal.SIGHUP)
 
     # -- administration ---------------------------------------------------------------------
 

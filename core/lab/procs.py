@@ -86,6 +86,42 @@ def _stop_running_servers() -> None:
 atexit.register(_stop_running_servers)
 
 
+class LabServer:
+    """What every lab server shares: its pid (from Popen, else its pid file) and SIGHUP by that pid.
+
+    Subclasses set `pid_path`, `name` and `_process` and say what they are in `what`.
+    """
+
+    pid_path: Path
+    name: str
+    what = "server"
+    _process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The server's pid while it runs, else None."""
+        if self._process is not None:
+            return self._process.pid if self._process.poll() is None else None
+        pid = read_pid_file(self.pid_path)
+        return pid if pid and pid_alive(pid) else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def reload_command(self) -> str:
+        """A shell command that makes this server re-read its certificate files (what certrotate runs over SSH)."""
+        return f"kill -HUP $(head -1 {self.pid_path})"
+
+    def reload(self) -> None:
+        """SIGHUP by pid, locally: what `reload_command` does over SSH."""
+        pid = self.pid
+        if pid is None:
+            raise CertRotateError(f"The lab {self.what} of {self.name} is not running; it cannot reload.")
+        os.kill(pid, signal.SIGHUP)
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 

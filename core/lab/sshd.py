@@ -35,9 +35,9 @@ from pathlib import Path
 
 from core.errors import CertRotateError
 from core.lab.procs import (
+    LabServer,
     is_root,
     log_tail,
-    pid_alive,
     read_pid_file,
     run_checked,
     stop_pid,
@@ -109,8 +109,10 @@ def known_hosts_host(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-class SshServer:
+class SshServer(LabServer):
     """A real sshd bound to `address:port`, with its own config, host key and pid file in `workdir`."""
+
+    what = "sshd"
 
     def __init__(
         self,
@@ -200,20 +202,6 @@ class SshServer:
         return public_key_fingerprint(self.host_public_key())
 
     # -- process --------------------------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        """The listener's pid while it runs, else None."""
-        if self._process is not None:
-            if self._process.poll() is None:
-                return self._process.pid
-            return None
-        pid = read_pid_file(self.pid_path)
-        return pid if pid and pid_alive(pid) else None
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
 
     def start(self) -> None:
         """Start sshd and return once it listens and answers with its SSH banner; a no-op while it runs."""
