@@ -31,7 +31,7 @@ from cryptography import x509
 from core import files, probes
 from core.bundle import parse_bundle, parse_certificates
 from core.cert_commands import client_signing_ca_path, load_ca
-from core.certs_dir import CA_CERT, NODE_CERT, client_cert_name, client_key_name, key_permission_problem
+from core.certs_dir import CA_CERT, NODE_CERT, UI_CERT, client_cert_name, client_key_name, key_permission_problem
 from core.errors import BadInput, CertRotateError
 from core.inventory import NodeConfig, resolve_local
 from core.keys import key_matches_certificate, load_private_key
@@ -235,20 +235,20 @@ def check_served(
         except BadInput as error:
             findings.append(Finding(FAIL, "chain", f"{error} Clients trusting only {bundle_label} will refuse it."))
     findings.append(expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days))
-    sans = served.sans
+    findings += name_findings(names, served.sans, "verify-full clients")
+    return findings, served
+
+
+def name_findings(names: list[str], sans: list[str], who: str) -> list[Finding]:
+    """One finding per name a client uses: among the served certificate's SANs, or why `who` refuse it."""
+    findings = []
     for name in dict.fromkeys(names):
         if name_matches(name, sans):
             findings.append(Finding(OK, "hostname", f"{name} is among the served certificate's SANs."))
         else:
-            findings.append(
-                Finding(
-                    FAIL,
-                    "hostname",
-                    f"the served certificate is valid for {', '.join(sans) or 'no names'}, not for {name}: "
-                    "verify-full clients using that name will refuse it.",
-                )
-            )
-    return findings, served
+            findings.append(Finding(FAIL, "hostname", f"the served certificate is valid for {', '.join(sans) or 'no names'}, "
+                                                      f"not for {name}: {who} using that name will refuse it."))
+    return findings
 
 
 def check_on_disk(served: probes.ServedCertificate, on_disk_pem: bytes, path: str) -> Finding:
@@ -382,6 +382,34 @@ def doctor_certs_dir(
     return findings
 
 
+def check_console(node: NodeConfig, now: dt.datetime, warn_days: int, read_remote: RemoteReader | None, *,
+                  timeout: float = probes.DEFAULT_TIMEOUT) -> list[Finding]:
+    """The DB Console on `http_addr`: what it serves, until when, for which name, and whether that is the
+    certificate on disk — ui.crt when the node has one (CockroachDB serves it then), else node.crt."""
+    address = node.http_addr
+    try:
+        served = probes.probe_http(address, timeout=timeout)
+    except CertRotateError as error:
+        return [Finding(FAIL, "console", f"cannot read the certificate the DB Console serves on {address}: {error}")]
+    findings = [Finding(OK, "console", f"the DB Console on {address} serves {served.subject} "
+                                       f"(sha256 {served.fingerprint[:16]}…)."),
+                expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days)]
+    findings += name_findings([probes.split_address(address)[0]], served.sans, "browsers")
+    if read_remote is None:
+        return findings
+    base = node.certs_dir.rstrip("/")
+    try:
+        on_disk_path = f"{base}/{UI_CERT}"
+        on_disk = read_remote(node, on_disk_path)
+    except CertRotateError:  # no ui.crt: the console serves node.crt, as CockroachDB does
+        on_disk_path = f"{base}/{NODE_CERT}"
+        try:
+            on_disk = read_remote(node, on_disk_path)
+        except CertRotateError as error:
+            return findings + [Finding(WARN, "on-disk", f"cannot read {on_disk_path} on {node.name}: {error}")]
+    return findings + [check_on_disk(served, on_disk, on_disk_path)]
+
+
 def doctor_node(
     node: NodeConfig,
     base_dir: Path,
@@ -393,11 +421,13 @@ def doctor_node(
     user: str | None = None,
     read_remote: RemoteReader | None = None,
     timeout: float = probes.DEFAULT_TIMEOUT,
+    console: bool = True,
 ) -> list[Finding]:
     """A node of the inventory, seen from the operator's workspace.
 
     `read_remote(node, path) -> bytes` reads a file on the node (over SSH); None skips the
-    served-versus-on-disk check.
+    served-versus-on-disk checks. `console`: also check the DB Console on `http_addr` when the
+    node has one (not when the node only stands in for a client's server).
     """
     local = resolve_local(local_certs_dir, base_dir)
     bundle_path = local / CA_CERT
@@ -426,4 +456,6 @@ def doctor_node(
         accepted = check_client_accepted(node.sql_addr, local, user)
         findings += [accepted] if accepted else []
     findings.append(check_trust(node.sql_addr, bundle_path, resolve_local(ca_key, base_dir)))
+    if console and node.http_addr:
+        findings += check_console(node, now, warn_days, read_remote, timeout=timeout)
     return findings

@@ -40,10 +40,17 @@ ADVICE: dict[str, Explanation] = {
         "certificate carries it; until then, connect by a name the certificate lists.",
     ),
     "on-disk": Explanation(
-        "The certificate the node serves is not its node.crt on disk: new files were written but the node has "
-        "not reloaded them (or refused them and kept the old ones), or its node.crt could not be read over SSH.",
+        "The certificate the node serves is not its file on disk (node.crt, or ui.crt for the DB Console): new "
+        "files were written but the node has not reloaded them (or refused them and kept the old ones), or the "
+        "file could not be read over SSH.",
         "Run the node's reload command (SIGHUP for CockroachDB and PostgreSQL) and look at its log if it still "
         "serves the old certificate; if SSH failed, check the node's SSH settings in the inventory.",
+    ),
+    "console": Explanation(
+        "The DB Console's address (http_addr) did not complete a TLS handshake: the node is down, the port in "
+        "the inventory is not its HTTP port, or something in between cuts the connection.",
+        "Check that the node runs and listens on its http_addr (CockroachDB's --http-addr), and that the "
+        "inventory names that port.",
     ),
     "client-ca": Explanation(
         "The node does not accept a client certificate signed by the current CA: clients issued by it would be "

@@ -16,6 +16,7 @@ import pytest
 
 from core import doctor, pki, probes
 from core.files import write_private, write_public
+from core.lab.org_ca import ExampleOrgCA
 from core.lab.postgres import connect_tls
 from tui.cli import main
 
@@ -155,6 +156,29 @@ def test_node_unreachable_over_ssh_still_gets_its_network_checks_and_a_warning(l
     assert code == 1
     assert "OK   chain:" in out
     assert "WARN on-disk: cannot read " in out and "node.crt on n1" in out
+
+
+def test_db_console_is_checked_on_http_addr_and_a_ui_crt_not_yet_reloaded_is_reload_pending(lab_factory, capsys):
+    lab = lab_factory(1, clients=("root",), console=True)
+    node = lab.nodes[0]
+    code, out = _run(capsys, "doctor", "n1", "--state", str(lab.state_path))
+    assert code == 0, out
+    assert f"OK   console: the DB Console on {node.http_addr} serves" in out
+    assert f"OK   on-disk: the node serves its {node.certs_dir}/node.crt." in out  # no ui.crt: node.crt, like CockroachDB
+
+    org = ExampleOrgCA()
+    ui = org.issue_ui([node.address])
+    node.install_files({"ui.crt": org.chain_pem(ui), "ui.key": ui.key_pem()})  # written, not reloaded
+    code, out = _run(capsys, "doctor", "n1", "--state", str(lab.state_path))
+    assert code == 1
+    assert f"WARN on-disk: served ≠ on disk: reload pending ({node.certs_dir}/ui.crt" in out
+
+    node.reload()
+    code, out = _run(capsys, "doctor", "n1", "--state", str(lab.state_path))
+    assert code == 0, out
+    assert f"sha256 {ui.fingerprint[:16]}" in out
+    assert f"OK   on-disk: the node serves its {node.certs_dir}/ui.crt." in out
+    assert f"OK   hostname: {node.address} is among the served certificate's SANs." in out
 
 
 def test_unknown_node_name_is_bad_input(lab_factory, capsys):

@@ -45,7 +45,7 @@ async def test_a_node_that_did_not_reload_its_new_certificate_is_diagnosed_with_
         screen.query_one("#doctor-target").value = "node:n2"
         shown = await diagnosis(pilot, screen, before)
         assert "WARN on-disk: served ≠ on disk: reload pending" in shown
-        assert "Cause: The certificate the node serves is not its node.crt on disk" in shown
+        assert "Cause: The certificate the node serves is not its file on disk (node.crt" in shown
         assert "Fix:   Run the node's reload command" in shown
         assert "0 failures, 1 warning." in shown
         assert [f.check for f in screen.findings if f.level == "WARN"] == ["on-disk"]

@@ -57,7 +57,8 @@ def run_doctor(state: State, target: str, now: dt.datetime) -> tuple[str, list]:
             return remote_files.read_file(pool.session(target_node, state.base_dir), path)
 
         findings = doctor.doctor_node(node, state.base_dir, cluster.local_certs_dir, cluster.ca_key, now=now,
-                                      user=user, read_remote=read_remote if kind == "node" else None)
+                                      user=user, read_remote=read_remote if kind == "node" else None,
+                                      console=kind == "node")
     if kind == "client":
         findings = [f for f in findings if f.check != "on-disk"]
     return heading, findings
