@@ -40,9 +40,9 @@ from core.state import State
 from core.workspace import Workspace
 
 # What tui/, the tests, core.kubernetes_rotation and core.ui_cert use from here.
-__all__ = ["CA_KINDS", "DONE", "KINDS", "PHASES", "Gate", "Outcome", "Run", "advance", "client_key", "confirm",
-           "current_confirm_key", "enter_wait", "finish", "phase_leaf", "phase_wait", "rollback", "rotation_id_for",
-           "start"]
+__all__ = ["CA_KINDS", "DONE", "KINDS", "PHASES", "Gate", "Outcome", "Run", "advance", "check_clients_hold_new_leaves",
+           "client_key", "close_retire", "confirm", "current_confirm_key", "enter_wait", "finish", "phase_leaf",
+           "phase_wait", "rollback", "rotation_id_for", "start"]
 
 KINDS = ("init", "ca", "nodes", "clients", CLIENT_CA_KIND, "ui")
 CA_KINDS = ("ca", CLIENT_CA_KIND)  # the kinds that go trust → wait → leaf → retire
@@ -223,6 +223,12 @@ def phase_retire(run: Run) -> Gate | None:
     bundle_step(run, "retire", final, [combined], checks)
     if run.dry_run:
         return None
+    close_retire(run, final, old_bundle)
+    return None
+
+
+def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
+    """Every node holds `final`: the local bundle follows, the inventory names the new CA key, the rotation ends."""
     files.write_public(run.authority.local_bundle, final, overwrite=True)
     new_key = run.rotation["new_ca"]["key"]
     state = run.state
@@ -230,7 +236,6 @@ def phase_retire(run: Run) -> Gate | None:
         state.inventory, cluster=dataclasses.replace(state.inventory.cluster, **{run.authority.key_field: new_key}))
     run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
     finish(run, "done")
-    return None
 
 
 def _check_nothing_depends_on_old_ca(run: Run) -> None:
@@ -253,6 +258,11 @@ def _check_nothing_depends_on_old_ca(run: Run) -> None:
                     f"{node.name} serves certificate {served[:16]}…, not its new one {expected[:16]}…; retiring the "
                     "old CA now would break it. Find out what changed on the node."
                 )
+    check_clients_hold_new_leaves(run)
+
+
+def check_clients_hold_new_leaves(run: Run) -> None:
+    """No client may still depend on the old CA's certificates when it is retired."""
     for client in run.inventory.clients:
         if run.client_record(client).get("leaf") != DONE:
             raise StepFailed(f"client {client_key(client)} has no new certificate yet; the old CA cannot be retired.")

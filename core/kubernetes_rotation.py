@@ -21,7 +21,6 @@ engine's own (core/engine.py, core/delivery.py), unchanged.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass
@@ -342,10 +341,7 @@ def phase_retire(run: Run) -> Gate | None:
         if _record(run, target.region).get("promote") != DONE:
             raise StepFailed(f"region {target.region} has no confirmed new node certificate; the old CA cannot be "
                              "retired yet.")
-    for client in run.inventory.clients:
-        if run.client_record(client).get("leaf") != DONE:
-            raise StepFailed(f"client {client_key(client)} has no new certificate yet; the old CA cannot be "
-                             "retired.")
+    engine.check_clients_hold_new_leaves(run)
     final = bundle.remove(combined, set(old_bundle.fingerprints))
     old_ca = ca_material.old_ca(run, old_bundle)
     for target in _regions(run):
@@ -359,12 +355,7 @@ def phase_retire(run: Run) -> Gate | None:
         deliver_to_client(run, client, "retire", {CA_CERT: (final, PUBLIC)}, confirm_key="retire_confirmed")
     if run.dry_run:
         return None
-    files.write_public(run.ws.bundle_path, final, overwrite=True)
-    state = run.state
-    state.inventory = dataclasses.replace(
-        state.inventory, cluster=dataclasses.replace(state.inventory.cluster, ca_key=run.rotation["new_ca"]["key"]))
-    run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
-    engine.finish(run, "done")
+    engine.close_retire(run, final, old_bundle)  # kubernetes rotates the node CA only: ca.crt, ca_key
     return None
 
 
