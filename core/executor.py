@@ -38,6 +38,7 @@ class Progress:
     step: str
     status: str  # "running", "ok", "skipped", "failed", "waiting"
     detail: str = ""
+    heading: bool = False  # a line about a group of hosts (a region), not one more host
 
 
 Reporter = Callable[[Progress], None]

@@ -16,7 +16,6 @@ from core.errors import StepFailed
 from core.executor import Progress
 from core.inventory import NodeConfig
 
-LABEL_PREFIX = "region "
 Group = tuple[str | None, list[NodeConfig]]
 
 
@@ -30,12 +29,7 @@ def by_region(nodes: Sequence[NodeConfig]) -> list[Group]:
 
 def label(region: str) -> str:
     """How a region appears where hosts do (the wizard's progress table, the CLI's progress lines)."""
-    return f"{LABEL_PREFIX}{region}"
-
-
-def is_label(host: str) -> bool:
-    """Whether a progress line is about a region rather than a host."""
-    return host.startswith(LABEL_PREFIX)
+    return f"region {region}"
 
 
 def _names(nodes: Iterable[NodeConfig]) -> str:
@@ -43,15 +37,15 @@ def _names(nodes: Iterable[NodeConfig]) -> str:
 
 
 def started(region: str, step: str, nodes: Sequence[NodeConfig]) -> Progress:
-    return Progress(label(region), step, "running", f"{_names(nodes)}: upload, reload, verify")
+    return Progress(label(region), step, "running", f"{_names(nodes)}: upload, reload, verify", heading=True)
 
 
 def finished(region: str, step: str, nodes: Sequence[NodeConfig]) -> Progress:
-    return Progress(label(region), step, "ok", f"every node verified ({_names(nodes)})")
+    return Progress(label(region), step, "ok", f"every node verified ({_names(nodes)})", heading=True)
 
 
 def failed(region: str, step: str) -> Progress:
-    return Progress(label(region), step, "failed", "stopped the rollout; later regions untouched")
+    return Progress(label(region), step, "failed", "stopped the rollout; later regions untouched", heading=True)
 
 
 def stopped_sentence(error: Exception, region: str, step: str, later: Sequence[Group]) -> str:

@@ -18,7 +18,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
-from core import regions
 from core.errors import CertRotateError
 from core.state import State
 from tui import operations
@@ -179,7 +178,7 @@ class RunStepScreen(Screen[tuple[str, str]]):
         line.append(f"{event.status:<8}", style=STATUS_STYLES.get(event.status, ""))
         line.append(f" {event.detail}")
         self.query_one(RichLog).write(line)
-        if event.step == "observe" or self._state is None or regions.is_label(event.host):
+        if event.step == "observe" or self._state is None or event.heading:
             return  # the bar counts hosts; a region's line is a heading, not one more host
         bar = self.query_one(ProgressBar)
         if event.step not in self._counted:
