@@ -21,8 +21,10 @@ from typing import Callable
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from core import engine, pki
-from core import state as state_mod
+from core import pki
+
+from core.rotation import engine
+from core.config import state as state_mod
 from core.lab import start_lab
 from tui.app import CertRotateApp
 from tui.screens.cert_inspector import CertInspectorScreen

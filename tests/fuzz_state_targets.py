@@ -10,7 +10,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from core import bundle, state
+    from core.pki import bundle
+    from core.config import state
     from core.errors import BadInput
 
 SOURCE = Path("/fuzz/certrotate.toml")

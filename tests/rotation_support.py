@@ -19,7 +19,7 @@ import psycopg
 import tomli_w
 from cryptography import x509
 
-from core import state as state_mod
+from core.config import state as state_mod
 from core.lab.cluster import Lab
 
 CERTROTATE = [sys.executable, "-m", "tui"]
@@ -63,7 +63,7 @@ def node_files(lab: Lab) -> dict[str, dict[str, str]]:
 
 
 def served(lab: Lab, node) -> x509.Certificate:
-    from core.probes import probe_sql
+    from core.remote.probes import probe_sql
     return probe_sql(node.sql_addr).leaf
 
 

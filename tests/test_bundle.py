@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import bundle, pki
+from core import pki
+
+from core.pki import bundle
 from core.errors import BadInput
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_der_private_key
 
-from core import bundle
+from core.pki import bundle
 from tui.cli import main
 
 

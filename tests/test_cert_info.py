@@ -1,9 +1,9 @@
-"""core.cert_info: the facts the wizard's certificate inspector shows, from files and from a node."""
+"""core.diagnose.cert_info: the facts the wizard's certificate inspector shows, from files and from a node."""
 
 import pytest
 
 from core import pki
-from core.cert_info import read_certificate_file, served_certificates
+from core.diagnose.cert_info import read_certificate_file, served_certificates
 from core.errors import BadInput
 
 

@@ -15,7 +15,9 @@ import psycopg
 import pytest
 from cryptography import x509
 
-from core import cloud, pki
+from core import pki
+
+from core.tools import cloud
 from core.lab.postgres import connect_tls
 from tui.cli import main
 

@@ -14,7 +14,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from core import doctor, pki, probes
+from core import pki
+
+from core.diagnose import doctor
+
+from core.remote import probes
 from core.files import write_private, write_public
 from core.lab.org_ca import ExampleOrgCA
 from core.lab.postgres import connect_tls
@@ -201,7 +205,7 @@ def test_node_certificate_from_another_ca_fails_the_chain_check(lab_factory, cap
 
 def test_inventory_address_missing_from_the_sans_fails_the_hostname_check(lab_factory):
     lab = lab_factory(1, clients=("root",))
-    from core import state as state_mod
+    from core.config import state as state_mod
 
     state = state_mod.load(lab.state_path)
     node = dataclasses.replace(state.inventory.node("n1"), addresses=("db.example.test",))

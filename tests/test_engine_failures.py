@@ -114,7 +114,7 @@ def test_rollback_with_nothing_in_flight_is_one_sentence(lab3):
 
 
 def test_second_process_on_the_same_state_exits_3(lab3):
-    from core import state as state_mod
+    from core.config import state as state_mod
     with state_mod.locked(lab3.state_path):
         result = certrotate(lab3, "advance")
     assert result.returncode == 3 and f"pid {os.getpid()}" in result.stderr

@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from core import regions
-from core.inventory import NodeConfig
+from core.rotation import regions
+from core.config.inventory import NodeConfig
 from tests.rotation_support import (FUTURE, LiveClient, certrotate, edit_inventory, lab_with_restarting_client,
                                      node_files, rotate_ca_to_idle, set_node_reload)
 

@@ -7,7 +7,7 @@ import tomllib
 
 from core import pki
 from core.lab.procs import pid_alive
-from core.probes import probe_http, probe_sql, wait_for_fingerprint
+from core.remote.probes import probe_http, probe_sql, wait_for_fingerprint
 from tests.ui_support import OrgCA
 
 

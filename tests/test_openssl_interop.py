@@ -5,7 +5,9 @@ import subprocess
 
 import pytest
 
-from core import bundle, pki
+from core import pki
+
+from core.pki import bundle
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from core.lab.postgres import PostgresServer, connect_tls, default_run_as
-from core.probes import wait_for_fingerprint
+from core.remote.probes import wait_for_fingerprint
 from core.pki import sha256_fingerprint
 from cryptography import x509
 from tui.cli import main

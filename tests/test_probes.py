@@ -23,7 +23,7 @@ from cryptography import x509
 
 from core import pki
 from core.errors import BadInput, CertRotateError
-from core.probes import (
+from core.remote.probes import (
     SSL_REQUEST,
     make_probe_client,
     probe_http,

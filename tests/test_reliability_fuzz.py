@@ -1,5 +1,5 @@
 """Reliability row 8: a time-bounded coverage-guided fuzz (atheris/libFuzzer) of the two parsers
-that read operator-supplied bytes: core.state.parse_state and core.bundle.parse_bundle.
+that read operator-supplied bytes: core.config.state.parse_state and core.pki.bundle.parse_bundle.
 
 Any input may only give a value or a BadInput (tests/fuzz_state_targets.py). Each target
 runs ~5 s in a subprocess, seeded with a real state file and a real bundle.
@@ -63,7 +63,7 @@ def test_certificate_with_a_damaged_field_is_one_sentence_not_a_traceback(good, 
     """Found by the fuzz above: cryptography parses these fields on first use, not on load."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from core import bundle
+    from core.pki import bundle
     from core.errors import BadInput
 
     der = pki.issue_ca(key_type="ecdsa-p256", common_name="damaged").certificate.public_bytes(Encoding.DER)

@@ -21,7 +21,7 @@ listed so the matrix is whole; they are not repeated here.
 | 7 | load∘dump identity; PEM split/join keeps bytes         | test_reliability_state.py::test_load_of_dump_is_the_identity;        |
 |   |                                                        | test_bundle.py::test_split_then_join_keeps_every_byte (existing)     |
 | 8 | fuzz of parse_state / parse_bundle (atheris, 5 s each) | test_reliability_fuzz.py (it found damaged certificate fields raising|
-|   |                                                        | past the parser; fixed in core/bundle.py, regression test there)     |
+|   |                                                        | past the parser; fixed in core/pki/bundle.py, regression test there)     |
 | 9 | secret hygiene after a full CA rotation                | test_no_private_key_material_leaks_and_key_files_are_0600            |
 |10 | soak: 12 nodes, continuous verify-full client          | test_reliability_soak.py (~20 s; stays in make test)                 |
 | - | node clock 30 min behind (warning), 24 h behind        | test_skewed_node_clock_warns_then_refuses_beyond_the_backdating      |

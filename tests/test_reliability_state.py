@@ -17,7 +17,7 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import state as state_mod
+from core.config import state as state_mod
 from core.errors import BadInput
 from tests.rotation_support import CERTROTATE
 

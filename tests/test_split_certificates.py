@@ -15,7 +15,7 @@ import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
-from core import state as state_mod
+from core.config import state as state_mod
 from core.lab.postgres import connect_tls
 from core.pki import sha256_fingerprint
 from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
@@ -246,7 +246,7 @@ def test_node_ca_rotation_with_a_client_ca_leaves_ca_client_crt_alone(lab_factor
 
 
 def test_lab_with_a_client_ca_checks_client_certificates_against_ca_client_crt(lab_factory):
-    from core.probes import probe_trust
+    from core.remote.probes import probe_trust
 
     lab = lab_factory(1, node_cert_layout="split", client_ca=True)
     node = lab.nodes[0]

@@ -9,14 +9,18 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from core import bundle, engine, pki
-from core import state as state_mod
-from core.actions import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
-from core.client_ca import NodeLeafSet, check_node_leaf_set
+from core import pki
+
+from core.pki import bundle
+
+from core.rotation import engine
+from core.config import state as state_mod
+from core.rotation.actions import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
+from core.rotation.client_ca import NodeLeafSet, check_node_leaf_set
 from core.errors import BadInput
-from core.inventory import ClientConfig, ClusterConfig
-from core.plans import HostFacts, plan_node_leaf
-from core.workspace import LeafFiles
+from core.config.inventory import ClientConfig, ClusterConfig
+from core.rotation.plans import HostFacts, plan_node_leaf
+from core.config.workspace import LeafFiles
 from tui import view
 from tui.cli import main
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from core import remote_files as rf
+from core.remote import remote_files as rf
 from core.errors import BadInput, StepFailed
-from core.known_hosts import (
+from core.remote.known_hosts import (
     HostKeyChanged,
     UnknownHostKey,
     check_host_key,
@@ -36,7 +36,7 @@ from core.known_hosts import (
 from core.lab.cluster import claim_block, make_lab_dir
 from core.lab.procs import is_root
 from core.lab.sshd import SshServer, generate_ed25519_key
-from core.ssh_transport import (
+from core.remote.ssh import (
     HostTimeout,
     HostUnreachable,
     LoginRefused,

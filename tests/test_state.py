@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from core import state as state_mod
+from core.config import state as state_mod
 from core.errors import BadInput, LockHeld
 
 INVENTORY = textwrap.dedent("""\

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable, Input
 
-from core import cloud
+from core.tools import cloud
 from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for
 from tui.app import CertRotateApp
 from tui.cli import main

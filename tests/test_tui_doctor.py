@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core import doctor, pki
-from core.doctor_advice import ADVICE, advice
+from core import pki
+
+from core.diagnose import doctor
+from core.diagnose.advice import ADVICE, advice
 from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for
 from tui.app import CertRotateApp
 from tui.screens.doctor import DoctorScreen

@@ -7,7 +7,7 @@ import stat
 import pytest
 from textual.widgets import Button, DataTable, Input
 
-from core import state as state_mod
+from core.config import state as state_mod
 from tests.tui_helpers import SIZE, home_ready, screen_shown
 from tui.app import CertRotateApp
 from tui.screens.first_run import FirstRunScreen

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.cert_info import read_certificate_file
+from core.diagnose.cert_info import read_certificate_file
 from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for
 from tui.app import CertRotateApp
 from tui.screens.cert_inspector import CertInspectorScreen

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core import state as state_mod
+from core.config import state as state_mod
 from tests.rotation_support import certrotate
 from tests.tui_helpers import SIZE, home_ready
 from tui.app import CertRotateApp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import state as state_mod
+from core.config import state as state_mod
 from tests.rotation_support import node_files
 from tests.tui_helpers import SIZE, screen_shown, back_home, cli_to_wait_phase, demo_like_lab, home_ready, wait_for
 from tui.app import CertRotateApp

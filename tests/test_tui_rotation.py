@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.probes import probe_sql
+from core.remote.probes import probe_sql
 from tests.rotation_support import certs_in
 from tests.tui_helpers import (SIZE, back_home, confirm_all, demo_like_lab, home_ready, run_next_step,
                                start_ca_rotation, wait_for)

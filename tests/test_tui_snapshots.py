@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core import pki
-from core import state as state_mod
+from core.config import state as state_mod
 from tests.tui_helpers import SIZE, home_ready, screen_shown
 from tui.app import CertRotateApp
 

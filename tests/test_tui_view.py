@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from core import engine
-from core.state import parse_state
+from core.rotation import engine
+from core.config.state import parse_state
 from tui import view
 
 INVENTORY = b"""

@@ -15,10 +15,10 @@ import ssl
 import pytest
 
 from core import pki
-from core import state as state_mod
-from core.inventory import NodeConfig
-from core.probes import probe_http, probe_sql, wait_for_fingerprint
-from core.ui_cert import check_pair, first_problem
+from core.config import state as state_mod
+from core.config.inventory import NodeConfig
+from core.remote.probes import probe_http, probe_sql, wait_for_fingerprint
+from core.rotation.kinds.ui import check_pair, first_problem
 from tests.rotation_support import certrotate, edit_inventory, node_files, set_node_reload
 from tests.ui_support import OrgCA, browse_console, write_ui_files
 
@@ -105,7 +105,7 @@ def test_the_inventory_takes_both_ui_paths_or_neither():
     from pathlib import Path
 
     from core.errors import BadInput
-    from core.state import parse_state
+    from core.config.state import parse_state
 
     head = b'[cluster]\nname = "prod"\n'
     node = b'[[nodes]]\nname = "n1"\nssh_host = "h"\ncerts_dir = "/c"\n'

@@ -22,9 +22,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from core import pki
-from core import state as state_mod
+from core.config import state as state_mod
 from core.errors import CertRotateError, LockHeld
-from core.state import State
+from core.config.state import State
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
 

@@ -6,11 +6,15 @@ import argparse
 import datetime as dt
 from pathlib import Path
 
-from core import cert_commands, certs_dir, pki
+from core import pki
+
+from core.tools import cert_commands
+
+from core.pki import certs_dir
 from core.durations import format_hours, parse_go_duration
 from core.files import read_bytes
-from core.inventory import check_ocsp_url
-from core.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
+from core.config.inventory import check_ocsp_url
+from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
 
 DEFAULT_WARN_DAYS = 30
 

@@ -31,7 +31,7 @@ def _wizard(args: argparse.Namespace) -> int:
     """Open the wizard on the state file (the first-run forms when it does not exist yet)."""
     from pathlib import Path
 
-    from core import state as state_mod
+    from core.config import state as state_mod
     from tui.app import CertRotateApp
 
     path = Path(args.state)

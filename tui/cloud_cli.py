@@ -18,10 +18,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import cloud, pki
+from core import pki
+
+from core.tools import cloud
 from core.durations import format_hours, parse_go_duration
 from core.files import read_bytes
-from core.keys import DEFAULT_KEY_TYPE, check_key_type
+from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
 
 
 def _changefeed_uri(args: argparse.Namespace) -> int:

@@ -14,10 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import doctor, pki, remote_files
-from core import state as state_mod
+from core import pki
+
+from core.diagnose import doctor
+
+from core.remote import remote_files
+from core.config import state as state_mod
 from core.errors import BadInput
-from core.ssh_transport import SshPool
+from core.remote.ssh import SshPool
 
 
 def _explain(text: str) -> int:

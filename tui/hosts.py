@@ -13,14 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core import bundle, engine, probes, remote_files
-from core.certs_dir import CA_CERT
+from core.pki import bundle
+
+from core.rotation import engine
+
+from core.remote import probes
+
+from core.remote import remote_files
+from core.pki.certs_dir import CA_CERT
 from core.errors import CertRotateError
-from core.inventory import ClientConfig, NodeConfig
-from core.known_hosts import UnknownHostKey
-from core.ssh_transport import HostSession, SshPool
-from core.state import State
-from core.workspace import Workspace
+from core.config.inventory import ClientConfig, NodeConfig
+from core.remote.known_hosts import UnknownHostKey
+from core.remote.ssh import HostSession, SshPool
+from core.config.state import State
+from core.config.workspace import Workspace
 
 MAX_PARALLEL = 16
 PROBE_TIMEOUT = 3.0

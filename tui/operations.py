@@ -2,7 +2,7 @@
 
 The state-file operations read the file afresh (the engine saves it after every host, so
 the file is the truth, not a copy the UI kept), change it through core, and save it.
-core.engine and core.ssh_transport (paramiko) are imported here, inside the threads, so
+core.rotation.engine and core.remote.ssh (paramiko) are imported here, inside the threads, so
 the event loop never stalls on those imports.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import state as state_mod
-from core.state import State
-from core.workspace import Workspace
+from core.config import state as state_mod
+from core.config.state import State
+from core.config.workspace import Workspace
 
 if TYPE_CHECKING:
-    from core.engine import Outcome
-    from core.ssh_transport import SshPool
+    from core.rotation.engine import Outcome
+    from core.remote.ssh import SshPool
 
 
 def load(path: Path) -> State:
@@ -25,7 +25,7 @@ def load(path: Path) -> State:
 
 
 def start(path: Path, kind: str, **options: Any) -> State:
-    from core import engine
+    from core.rotation import engine
 
     state = state_mod.load(path)
     engine.start(state, kind, **options)
@@ -34,7 +34,7 @@ def start(path: Path, kind: str, **options: Any) -> State:
 
 
 def confirm(path: Path, items: list[str]) -> State:
-    from core import engine
+    from core.rotation import engine
 
     state = state_mod.load(path)
     engine.confirm(state, items)
@@ -43,19 +43,19 @@ def confirm(path: Path, items: list[str]) -> State:
 
 
 def new_pool() -> SshPool:
-    from core.ssh_transport import SshPool
+    from core.remote.ssh import SshPool
 
     return SshPool()
 
 
 def advance(state: State, pool: SshPool, **options: Any) -> Outcome:
-    from core import engine
+    from core.rotation import engine
 
     return engine.advance(state, pool, **options)
 
 
 def rollback(state: State, pool: SshPool, **options: Any) -> Outcome:
-    from core import engine
+    from core.rotation import engine
 
     return engine.rollback(state, pool, **options)
 

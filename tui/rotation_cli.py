@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core import engine, pki
-from core import state as state_mod
+from core import pki
+
+from core.rotation import engine
+from core.config import state as state_mod
 from core.errors import BadInput
-from core.executor import Progress
-from core.health import Finding, check_certs_dir, check_state
-from core.ssh_transport import SshPool
+from core.rotation.executor import Progress
+from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.remote.ssh import SshPool
 
 
 def parse_now(text: str | None) -> dt.datetime | None:

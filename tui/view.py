@@ -7,7 +7,7 @@
 The engine decides; these only read what it recorded, with the same rules for gates
 (wait until `wait_until`, then every manually delivered client confirmed).
 
-They run before the first paint, so they do not import core.engine (paramiko and the
+They run before the first paint, so they do not import core.rotation.engine (paramiko and the
 whole executor with it); the three names they share with it are mirrored below and
 tests/test_tui_view.py holds them equal.
 """
@@ -18,8 +18,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core.inventory import ClientConfig, ClusterConfig, NodeConfig
-from core.state import State
+from core.config.inventory import ClientConfig, ClusterConfig, NodeConfig
+from core.config.state import State
 
 DONE = "done"  # core.DONE
 
@@ -49,7 +49,7 @@ KIND_TITLES = {
     "client-ca": "client CA rotation",
     "ui": "UI certificate",
 }
-CA_KINDS = ("ca", "client-ca")  # core.engine.CA_KINDS: the kinds with all four phases
+CA_KINDS = ("ca", "client-ca")  # core.rotation.engine.CA_KINDS: the kinds with all four phases
 # A client CA rotation's steps in its own words (ca-client.crt is read by the nodes only).
 CLIENT_CA_STEPS = {
     "trust": ("Run the trust step", "Generate the new client CA, upload ca-client.crt (new client CA first, then the "
@@ -286,6 +286,6 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
 
 def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
     """Where a node without SSH lives: its namespace and StatefulSet."""
-    from core import kubernetes  # only Kubernetes clusters pay for it at start-up
+    from core.rotation.deliveries import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
 
     return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"

@@ -21,7 +21,7 @@ import tomli_w
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
-from core.bundle import join_pem
+from core.pki.bundle import join_pem
 from core.files import write_private, write_public
 
 if TYPE_CHECKING:

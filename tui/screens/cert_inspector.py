@@ -15,8 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from core.errors import CertRotateError
-from core.inventory import NodeConfig, resolve_local
-from core.state import State
+from core.config.inventory import NodeConfig, resolve_local
+from core.config.state import State
 from tui.widgets.cert_view import CertView
 
 
@@ -80,7 +80,7 @@ class CertInspectorScreen(Screen[None]):
 
     @work(exclusive=True, group="inspect", exit_on_error=False)
     async def inspect(self, target: str, how: str) -> None:
-        from core import cert_info
+        from core.diagnose import cert_info
 
         error_line = self.query_one("#cert-error", Static)
         view = self.query_one(CertView)

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
-from core import cloud
+from core.tools import cloud
 from core.errors import CertRotateError
 
 DEFAULT_DIR = "cloud-client-ca"

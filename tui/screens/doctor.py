@@ -4,7 +4,7 @@ A node is probed like a client would (chain to the local bundle, expiry, SANs ag
 address the inventory uses), its node.crt read over SSH (served ≠ on disk: reload pending),
 and, with the CA key at hand, whether it trusts the current CA for clients. A client is its
 certificate and key in the operator's local certs dir, presented to the first node in a real
-handshake. Below, a client's TLS error message pasted in is explained (core.doctor.explain).
+handshake. Below, a client's TLS error message pasted in is explained (core.diagnose.doctor.explain).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from core.errors import CertRotateError
-from core.state import State
+from core.config.state import State
 from tui.view import client_key
 
 LEVEL_STYLES = {"OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}
@@ -41,8 +41,9 @@ def probe_node_for_clients(state: State):
 
 def run_doctor(state: State, target: str, now: dt.datetime) -> tuple[str, list]:
     """(what was diagnosed, the findings) — in a worker thread: probes, SSH, key files."""
-    from core import doctor, remote_files
-    from core.ssh_transport import SshPool
+    from core.diagnose import doctor
+    from core.remote import remote_files
+    from core.remote.ssh import SshPool
 
     kind, name = target.split(":", 1)
     cluster = state.inventory.cluster
@@ -66,7 +67,7 @@ def run_doctor(state: State, target: str, now: dt.datetime) -> tuple[str, list]:
 
 def findings_text(heading: str, findings: list) -> Text:
     """One line per finding; under each warning or failure its cause and its fix."""
-    from core.doctor_advice import advice
+    from core.diagnose.advice import advice
 
     text = Text()
     text.append(f"{heading}\n\n", style="bold")
@@ -131,7 +132,7 @@ class DoctorScreen(Screen[None]):
 
     @on(Input.Submitted, "#doctor-error")
     def explain_error(self) -> None:
-        from core.doctor import UNKNOWN, explain
+        from core.diagnose.doctor import UNKNOWN, explain
 
         pasted = self.query_one("#doctor-error", Input).value.strip()
         if not pasted:

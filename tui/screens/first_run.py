@@ -3,7 +3,7 @@
 A node or client already added goes back into its form with enter (or ctrl+e) on its row;
 saving it replaces the entry in place, under the same checks as adding it.
 
-Every check is core's (core.inventory.parse_inventory), so the wizard and a hand-written
+Every check is core's (core.config.inventory.parse_inventory), so the wizard and a hand-written
 file are held to the same rules and the operator reads the same sentence naming the field.
 """
 
@@ -22,8 +22,8 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from core.errors import CertRotateError
-from core.inventory import PROFILES
-from core.keys import KEY_TYPES
+from core.config.inventory import PROFILES
+from core.pki.keys import KEY_TYPES
 
 NODE_FIELDS = (
     ("name", "Name", "n1"),
@@ -73,14 +73,14 @@ def client_key(client: dict[str, Any]) -> str:
 
 def check_inventory(data: dict[str, Any], source: str) -> None:
     """Raise the one-sentence BadInput core gives for a hand-written file with this content."""
-    from core.inventory import parse_inventory
+    from core.config.inventory import parse_inventory
 
     parse_inventory(data, "", source)
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
-    from core import state as state_mod
-    from core.inventory import parse_inventory
+    from core.config import state as state_mod
+    from core.config.inventory import parse_inventory
 
     inventory = parse_inventory(data, "", str(path))
     state_mod.save(state_mod.State(path=path, inventory=inventory))
@@ -297,7 +297,7 @@ class FirstRunScreen(Screen[str]):
 
     @work(group="core", exit_on_error=False)
     async def write(self, data: dict[str, Any]) -> None:
-        from core import state as state_mod
+        from core.config import state as state_mod
 
         app = self.app
         async with app.core_gate:

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.errors import CertRotateError
-from core.inventory import NodeConfig
-from core.state import State
+from core.config.inventory import NodeConfig
+from core.config.state import State
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
 from tui.view import KIND_TITLES
@@ -201,7 +201,7 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        from core import kubernetes  # imported on use: start-up stays light for SSH clusters
+        from core.rotation.deliveries import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
@@ -302,6 +302,6 @@ class HomeScreen(Screen):
 
 
 def _observe_hosts(state: State, pool):
-    from tui.hosts import observe_hosts  # in the worker thread: core.probes, paramiko
+    from tui.hosts import observe_hosts  # in the worker thread: core.remote.probes, paramiko
 
     return observe_hosts(state, pool)

@@ -19,14 +19,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.errors import CertRotateError
-from core.state import State
+from core.config.state import State
 from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.view import when
 from tui.widgets.host_progress import FINAL, HostProgress
 
 if TYPE_CHECKING:
-    from core.executor import Progress
+    from core.rotation.executor import Progress
 
 STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow"}
 

@@ -2,7 +2,7 @@
 
 The operator brings ui.crt (with its intermediates) and ui.key from a public or
 organisational CA. The paths come from the inventory (`[cluster] ui_cert`, `ui_key`) or
-are typed or picked in the file tree. Every check is core's (core.ui_cert.check_files):
+are typed or picked in the file tree. Every check is core's (core.rotation.kinds.ui.check_files):
 key pair, validity, serverAuth, chain order, the key file's permissions, and whether the
 certificate covers each node's http_addr. Install is offered only when every check passed
 for the paths shown; the home screen then starts the `ui` rotation and runs it on the
@@ -23,7 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, DirectoryTree, Footer, Header, Input, Label, Static
 
 from core.errors import CertRotateError
-from core.state import State
+from core.config.state import State
 from tui.widgets.pem_tree import PemFileTree
 
 RESULT_WIDTH = 90  # the whole sentence of the first failure is shown under the table
@@ -40,9 +40,9 @@ CHECK_TITLES = {
 
 
 def check_files(state_path: Path, cert_path: str, key_path: str):
-    """In a worker thread: the state file afresh, then core's checks of the pair (core.ui_cert.Checked)."""
-    from core import state as state_mod
-    from core import ui_cert
+    """In a worker thread: the state file afresh, then core's checks of the pair (core.rotation.kinds.ui.Checked)."""
+    from core.config import state as state_mod
+    from core.rotation.kinds import ui as ui_cert
 
     return ui_cert.check_files(state_mod.load(state_path), cert_path, key_path)
 

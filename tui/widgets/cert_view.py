@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from core.cert_info import CertificateInfo
+from core.diagnose.cert_info import CertificateInfo
 from tui.view import when
 
 

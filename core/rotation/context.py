@@ -1,0 +1,175 @@
+"""What every step of one `advance` (or rollback) shares: the state, the clock, the SSH pool, the record.
+
+The engine's phases, the host steps (core.rotation.delivery, core.rotation.leaf_step), the rollback and the
+newer rotations (core.rotation.deliveries.kubernetes, core.rotation.kinds.ui) all take a `Run`; it owns the lock
+under which host threads change the record and save it, and the journal of what a plan did.
+A phase returns a `Gate` when it must wait; `advance` returns an `Outcome`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from core import pki
+from core.config import state as state_mod
+from core.rotation.actions import Action, ExportFiles, RunCommand, WriteFiles, describe_plan
+from core.rotation.client_ca import authority_for
+from core.errors import CertRotateError, StepFailed
+from core.rotation.executor import Executor, Progress, Reporter, silent
+from core.config.inventory import ClientConfig, NodeConfig
+from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
+from core.config.profiles import profile_for
+from core.remote.ssh import HostSession, SshPool
+from core.config.state import State
+from core.config.workspace import Workspace
+
+MAX_PARALLEL_HOSTS = 16
+DONE = "done"
+BACKUP_STEPS = ("trust", "leaf", "retire")  # each step backs up into <rotation id>.<step> on the host
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Why `advance` stopped: a date to wait for, or confirmations only the operator can give."""
+
+    kind: str  # "schedule" or "confirm"
+    reason: str
+    until: dt.datetime | None = None
+    items: tuple[str, ...] = ()
+
+
+@dataclass
+class Outcome:
+    phase: str
+    gate: Gate | None = None
+    finished: bool = False
+    plan: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+
+def client_key(client: ClientConfig) -> str:
+    """How a client is named in the record: the user, and its host when delivered over SSH."""
+    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
+
+
+def ssh_hosts(inventory) -> list[NodeConfig | ClientConfig]:
+    """Every host certrotate writes to over SSH: the nodes and the SSH-delivered clients."""
+    nodes = [] if inventory.cluster.on_kubernetes else list(inventory.nodes)
+    return nodes + [c for c in inventory.clients if c.delivered_over_ssh]
+
+
+def host_name(host: NodeConfig | ClientConfig) -> str:
+    return host.name if isinstance(host, NodeConfig) else client_key(host)
+
+
+class Run:
+    """One `advance` (or dry run): the state, the clock the gates read, the SSH pool, the reporter."""
+
+    def __init__(self, state: State, pool: SshPool, *, now: dt.datetime | None, yes: bool, dry_run: bool,
+                 report: Reporter = silent):
+        self.state = state
+        self.pool = pool
+        self.clock = now or pki.utcnow()
+        self.yes = yes
+        self.dry_run = dry_run
+        self.report = report
+        self.ws = Workspace(state.base_dir, state.inventory.cluster)
+        self.rotation = state.rotation
+        self.rid: str = self.rotation["id"]
+        self.kind: str = self.rotation["kind"]
+        self.authority = authority_for(self.ws, self.kind)  # the CA (bundle file, key) a CA rotation replaces
+        self.plans: dict[str, list[str]] = {}
+        # Host steps run in threads; the record is one nested dict that `save` serialises,
+        # so every change to it and every save happen under this lock.
+        self.lock = threading.RLock()
+        self.executor = Executor(pool, report, verify_timeout=state.inventory.cluster.verify_timeout_seconds)
+
+    @property
+    def inventory(self):
+        return self.state.inventory
+
+    def save(self) -> None:
+        if not self.dry_run:
+            with self.lock:
+                state_mod.save(self.state)
+
+    def record(self, action: str, **fields: str) -> None:
+        with self.lock:
+            self.state.record(action, at=pki.utcnow(), **fields)
+
+    def node_record(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            return self.rotation.setdefault("nodes", {}).setdefault(name, {})
+
+    def client_record(self, client: ClientConfig) -> dict[str, Any]:
+        with self.lock:
+            return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+
+    def update_record(self, record: dict[str, Any], **values: Any) -> None:
+        with self.lock:
+            record.update(values)
+
+    def failure(self, sentence: str) -> StepFailed:
+        """The failure as the state file records it (the wizard shows `last_error`) and as it is raised."""
+        with self.lock:
+            self.rotation["last_error"] = sentence
+        self.save()
+        return StepFailed(sentence)
+
+    def reload_command(self, node: NodeConfig) -> str | None:
+        """How a node picks up new files: its own `reload`, else its profile's (None: nothing to run)."""
+        return node.reload or profile_for(self.inventory.cluster.profile).reload_command
+
+    def session(self, host: NodeConfig | ClientConfig) -> HostSession:
+        if isinstance(host, ClientConfig):
+            fields = {f.name: getattr(host, f.name) for f in dataclasses.fields(host)}
+            return self.pool.session({**fields, "name": f"client {client_key(host)}"}, self.state.base_dir)
+        return self.pool.session(host, self.state.base_dir)
+
+    # -- executing a host's plan --------------------------------------------------------------
+
+    def execute(self, host: str, session: HostSession | None, actions: list[Action], step: str) -> None:
+        """Apply (or, in a dry run, list) one host's plan, and journal what was done."""
+        if self.dry_run:
+            self.plans.setdefault(host, []).extend(describe_plan(actions))
+            return
+        if not actions:
+            self.report(Progress(host, step, "skipped", "already done"))
+            return
+        self.executor.apply(session, actions, step)
+        for action in actions:
+            if isinstance(action, (WriteFiles, ExportFiles)):
+                for f in action.files:
+                    self.record(f"{step}: write", host=host, path=f.path, sha256=f.sha256)
+            elif isinstance(action, RunCommand):
+                self.record(f"{step}: {action.purpose}", host=host, detail=action.command)
+            else:
+                self.record(f"{step}: verify", host=host, detail=action.describe()[0])
+
+    def in_parallel(self, step: str, hosts: list[Any], work: Callable[[Any], None], name: Callable[[Any], str]) -> None:
+        """Run `work` on every host with a bounded pool; save after each; one sentence for all failures."""
+        failures: list[CertRotateError] = []
+        if not hosts:
+            return
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts))) as pool:
+            futures = {pool.submit(work, host): host for host in hosts}
+            for future, host in futures.items():
+                try:
+                    future.result()
+                except CertRotateError as error:
+                    failures.append(error)
+                    self.report(Progress(name(host), step, "failed", str(error)))
+                    with self.lock:
+                        self.rotation["last_error"] = str(error)
+                self.save()
+        if not failures:
+            return
+        # A host-key question must reach the caller as itself, so the wizard can ask it.
+        first = next((f for f in failures if isinstance(f, (UnknownHostKey, HostKeyChanged))), failures[0])
+        if len(failures) == 1:
+            raise first
+        raise StepFailed(f"{step} step: {first} ({len(failures) - 1} more host(s) failed too)") from first

@@ -1,0 +1,220 @@
+"""Apply planned actions to hosts over SSH, and observe hosts for the planner.
+
+The executor is the only part of the engine that touches the network: it reads remote
+hashes and served certificates (`observe`), and performs WriteFiles / RunCommand /
+ExpectServed / ExpectTrust / ExpectAccepted / ExportFiles (`apply`), reporting each through a callback.
+A reload is judged by what the node serves afterwards, never by its exit code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import posixpath
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from cryptography import x509
+
+from core import files
+
+from core.remote import probes
+
+from core.remote import remote_files
+from core.rotation.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
+from core.errors import CertRotateError, StepFailed
+from core.pki.keys import load_private_key
+from core.pki import Issued
+from core.rotation.plans import HostFacts
+from core.remote.ssh import HostSession, SshPool
+
+VERIFY_TIMEOUT = 15.0
+CLOCK_WARNING = dt.timedelta(minutes=5)
+MAX_CLOCK_SKEW = dt.timedelta(hours=23)  # certificates are backdated 24 h (pki.BACKDATE); keep a margin
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One line of progress: which host, which step, and how it went."""
+
+    host: str
+    step: str
+    status: str  # "running", "ok", "skipped", "failed", "waiting"
+    detail: str = ""
+    heading: bool = False  # a line about a group of hosts (a region), not one more host
+
+
+Reporter = Callable[[Progress], None]
+
+
+def silent(_: Progress) -> None:
+    pass
+
+
+class Executor:
+    def __init__(self, pool: SshPool, report: Reporter = silent, *, probe_cas: dict[str, Issued] | None = None,
+                 verify_timeout: float = VERIFY_TIMEOUT):
+        self.pool = pool
+        self.report = report
+        self.probe_cas = dict(probe_cas or {})
+        self.verify_timeout = verify_timeout
+        self._probe_clients: dict[str, Issued] = {}
+        self._swept: set[tuple[str, str]] = set()
+        self._clocks_checked: set[str] = set()
+
+    # -- observe -----------------------------------------------------------------------
+
+    def observe(self, session: HostSession, paths: list[str], sql_addr: str | None) -> HostFacts:
+        """Hashes of `paths` on the host and the certificate it serves (None if it serves none)."""
+        for directory in sorted({posixpath.dirname(path) for path in paths}):
+            if (session.name, directory) in self._swept:
+                continue
+            for stale in remote_files.remove_stale_temps(session, directory):
+                self.report(Progress(session.name, "observe", "running", f"removed {stale}, left by a run that was killed"))
+            self._swept.add((session.name, directory))
+        if session.name not in self._clocks_checked:
+            self._check_clock(session)
+            self._clocks_checked.add(session.name)
+        hashes = {path: remote_files.file_sha256(session, path) for path in paths}
+        served = None
+        if sql_addr:
+            try:
+                served = probes.probe_sql(sql_addr).fingerprint
+            except CertRotateError:
+                served = None
+        return HostFacts(session.name, hashes, served)
+
+    def _check_clock(self, session: HostSession) -> None:
+        """Certificates are backdated 24 h, so a node whose clock is behind still accepts new ones.
+
+        A skew of minutes is worth a warning (logs and expiry checks disagree); a node more
+        than the backdating behind would reject every new certificate as not yet valid.
+        """
+        # One command for both facts: every command over SSH costs a login-shell start on the node.
+        result = session.run("id -u; date -u +%s")
+        try:
+            uid_text, clock_text = result.stdout.split()
+            session.note_login_uid(int(uid_text))
+            remote = float(clock_text)
+        except ValueError:
+            self.report(Progress(session.name, "observe", "warning", "could not read the node's clock"))
+            return
+        skew = remote - time.time()
+        if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
+            raise StepFailed(
+                f"{session.name}'s clock is {abs(skew) / 3600:.1f} h {'behind' if skew < 0 else 'ahead of'} this "
+                f"machine's, beyond the {MAX_CLOCK_SKEW.total_seconds() / 3600:.0f} h that certificates are backdated; "
+                "fix its time (NTP) before rotating."
+            )
+        if abs(skew) > CLOCK_WARNING.total_seconds():
+            self.report(Progress(session.name, "observe", "warning",
+                                 f"clock {abs(skew) / 60:.0f} min {'behind' if skew < 0 else 'ahead'}; "
+                                 "backdated certificates cover it, but check NTP"))
+
+    # -- apply -------------------------------------------------------------------------
+
+    def apply(self, session: HostSession | None, actions: list[Action], step: str) -> None:
+        for action in actions:
+            if isinstance(action, WriteFiles):
+                self._write(session, action, step)
+            elif isinstance(action, RunCommand):
+                self._run(session, action, step)
+            elif isinstance(action, ExpectServed):
+                self._expect_served(action, step)
+            elif isinstance(action, ExpectTrust):
+                self._expect_trust(action, step)
+            elif isinstance(action, ExpectAccepted):
+                self._expect_accepted(action, step)
+            elif isinstance(action, ExportFiles):
+                self._export(action, step)
+
+    def _write(self, session: HostSession | None, action: WriteFiles, step: str) -> None:
+        assert session is not None
+        names = ", ".join(Path(f.path).name for f in action.files)
+        self.report(Progress(action.host, step, "running", f"uploading {names}"))
+        remote = [remote_files.RemoteFile(f.path, f.content, f.mode) for f in action.files]
+        remote_files.upload_files(session, remote_files_in_commit_order(remote), rotation_id=action.backup_id)
+        self.report(Progress(action.host, step, "running", f"uploaded {names}"))
+
+    def _run(self, session: HostSession | None, action: RunCommand, step: str) -> None:
+        assert session is not None
+        self.report(Progress(action.host, step, "running", f"{action.purpose}: {action.command}"))
+        if action.purpose == "reload":
+            session.reload(action.command)
+            return
+        result = session.run(action.command)
+        if not result.ok:
+            raise StepFailed(
+                f"{action.purpose} on {action.host} failed: `{action.command}` exited {result.exit_status}"
+                + (f": {result.output}" if result.output else "") + "."
+            )
+
+    def _expect_served(self, action: ExpectServed, step: str) -> None:
+        seen = probes.wait_for_fingerprint(action.address, action.fingerprint, timeout=self.verify_timeout,
+                                           postgres_preamble=not action.direct_tls)
+        if seen != action.fingerprint:
+            raise ServedMismatch(
+                f"{action.host} still serves certificate {seen[:16]}… on {action.address} instead of "
+                f"{action.fingerprint[:16]}… after the reload; the node did not load the new files.",
+                seen=seen,
+            )
+        self.report(Progress(action.host, step, "running", f"serves {action.fingerprint[:16]}…"))
+
+    def _expect_trust(self, action: ExpectTrust, step: str) -> None:
+        ca = self.probe_cas.get(action.ca_fingerprint)
+        if ca is None:
+            self.report(Progress(action.host, step, "skipped", f"no key for CA {action.ca_fingerprint[:16]}… to probe with"))
+            return
+        client = self._probe_clients.get(action.ca_fingerprint)
+        if client is None:
+            client = self._probe_clients[action.ca_fingerprint] = probes.make_probe_client(ca)
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            result = probes.probe_trust(action.address, ca, client=client)
+            if result.trusted == action.trusted:
+                break
+            if time.monotonic() >= deadline:
+                wanted = "trust" if action.trusted else "stop trusting"
+                raise StepFailed(
+                    f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
+                    f"({result.detail}); check its ca.crt and reload command."
+                )
+            time.sleep(0.3)
+        verb = "trusts" if action.trusted else "no longer trusts"
+        self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…"))
+
+    def _expect_accepted(self, action: ExpectAccepted, step: str) -> None:
+        """Present the certificate itself, as the node would when it dials another node."""
+        client = Issued(x509.load_pem_x509_certificate(action.cert_pem), load_private_key(action.key_pem, "client key"))
+        deadline = time.monotonic() + self.verify_timeout
+        while True:
+            # probe_trust's `ca` only names the issuer in its messages; the certificate itself is presented.
+            result = probes.probe_trust(action.address, client, client=client, user=action.user)
+            if result.trusted:
+                break
+            if time.monotonic() >= deadline:
+                raise StepFailed(
+                    f"{action.host} refuses its new client.{action.user}.crt {action.fingerprint[:16]}… after the "
+                    f"reload ({result.detail}); check its CA bundles and reload command."
+                )
+            time.sleep(0.3)
+        self.report(Progress(action.host, step, "running", f"accepts client.{action.user}.crt {action.fingerprint[:16]}…"))
+
+    def _export(self, action: ExportFiles, step: str) -> None:
+        for f in action.files:
+            writer = files.write_private if f.mode & 0o077 == 0 else files.write_public
+            writer(action.directory / f.path, f.content, overwrite=True)
+        self.report(Progress(action.host, step, "running", f"exported to {action.directory}"))
+
+
+class ServedMismatch(StepFailed):
+    def __init__(self, message: str, *, seen: str):
+        super().__init__(message)
+        self.seen = seen
+
+
+def remote_files_in_commit_order(items: list[remote_files.RemoteFile]) -> list[remote_files.RemoteFile]:
+    order = remote_files.commit_order([item.path for item in items])
+    by_path = {item.path: item for item in items}
+    return [by_path[path] for path in order]

@@ -1,0 +1,386 @@
+"""Install a bring-your-own UI certificate for the DB Console (`certrotate start ui`).
+
+CockroachDB's DB Console (HTTP, direct TLS on `http_addr`) serves `ui.crt`/`ui.key` from
+the certs dir when both exist, else `node.crt`. Browsers do not trust the cluster's own
+CA, so operators bring a certificate from a public or organisational CA. certrotate does
+not issue it; it checks the pair, then rolls it out like a leaf, node by node, canary
+first: upload `ui.key` (0600) and `ui.crt` (0644) after a backup, reload, and prove over
+direct TLS on `http_addr` that the node serves exactly the new certificate. A node that
+does not gets its previous files back, and the rotation stops.
+
+Everything is checked before anything leaves the operator's machine (`check_pair`, pure:
+it returns one finding per check, which the wizard shows and the CLI turns into its first
+failure's sentence). The pair is then copied into the rotation's own directory, so a
+resumed run rolls out exactly what was checked, whatever happens to the originals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import posixpath
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from core import files, pki
+
+from core.rotation import engine
+
+from core.rotation import regions
+
+from core.remote import remote_files
+from core.rotation.actions import Action, ExpectServed, FileContent, RunCommand, WriteFiles
+from core.pki.bundle import parse_certificates
+from core.pki.certs_dir import UI_CERT, UI_KEY
+from core.errors import BadInput, CertRotateError, StepFailed, named
+from core.rotation.executor import Progress
+from core.config.inventory import NodeConfig, resolve_local
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.rotation.plans import PRIVATE, PUBLIC, HostFacts
+from core.remote.probes import probe_http, split_address, wait_for_fingerprint
+from core.rotation.context import DONE, Gate
+from core.remote.ssh import HostSession
+from core.config.state import State
+
+KIND = "ui"
+STEP = "leaf"  # one leaf-like phase; its backups are the leaf step's, which rollback restores
+RECORD = "ui_certificate"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check of the pair: what was checked, whether it passed, and the sentence to show."""
+
+    check: str  # "pem", "key", "validity", "usage", "chain", "san", "http_addr", "permissions"
+    ok: bool
+    text: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class UiPair:
+    """A checked ui.crt (the leaf, then any intermediates) and its key. The key is never in repr()."""
+
+    chain_pem: bytes
+    key_pem: bytes = field(repr=False)
+    leaf: x509.Certificate = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return pki.sha256_fingerprint(self.leaf)
+
+
+# -- checks (pure) ------------------------------------------------------------------------------
+
+
+def _host_covered(host: str, leaf: x509.Certificate) -> bool:
+    """Whether a browser would accept `leaf` for `host`: an IP SAN for an address, a DNS SAN
+    (a left-most `*` matching one label) for a name. The CN is not looked at, as browsers don't."""
+    try:
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None:
+        return address in sans.get_values_for_type(x509.IPAddress)
+    wanted = host.rstrip(".").lower().split(".")
+    for name in sans.get_values_for_type(x509.DNSName):
+        labels = name.rstrip(".").lower().split(".")
+        if len(labels) != len(wanted):
+            continue
+        if labels == wanted or (labels[0] == "*" and labels[1:] == wanted[1:] and len(labels) > 2):
+            return True
+    return False
+
+
+def _usage_problem(leaf: x509.Certificate) -> str | None:
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None  # no EKU: any usage
+    if ExtendedKeyUsageOID.SERVER_AUTH in usages:
+        return None
+    return "lacks the serverAuth extended key usage, so browsers refuse it for a web server; ask your CA for a TLS server certificate"
+
+
+def _chain_problem(chain: list[x509.Certificate]) -> str | None:
+    for index in range(len(chain) - 1):
+        try:
+            chain[index].verify_directly_issued_by(chain[index + 1])
+        except Exception:  # noqa: BLE001 - a wrong issuer name, signature or key type all mean the same
+            return (f"has certificate {index + 2} that did not issue certificate {index + 1}; put the server "
+                    "certificate first, then its intermediates in order")
+    return None
+
+
+def check_pair(cert_pem: bytes, key_pem: bytes, *, cert_source: str, key_source: str, key_mode: int | None,
+               nodes: Iterable[NodeConfig], now: dt.datetime) -> list[Finding]:
+    """Every check of a bring-your-own UI certificate, one finding each; nothing is read or sent.
+
+    A file that does not parse stops the checks there (nothing else can be judged).
+    `key_mode` is the local key file's permission bits (None: not a file of the operator's).
+    """
+    findings: list[Finding] = []
+    if key_mode is not None:
+        if key_mode & 0o077:
+            findings.append(Finding("permissions", False,
+                                    f"{key_source} is readable by {'group and others' if key_mode & 0o007 else 'its group'} "
+                                    f"(mode {key_mode:04o}); a private key must be yours alone: run `chmod 600 {key_source}`."))
+        else:
+            findings.append(Finding("permissions", True, f"{key_source} is readable by its owner only ({key_mode:04o})."))
+    try:
+        chain = [entry.certificate for entry in parse_certificates(cert_pem, cert_source)]
+    except BadInput as error:
+        return findings + [Finding("pem", False, str(error))]
+    try:
+        key = load_private_key(key_pem, key_source)
+    except BadInput as error:
+        return findings + [Finding("pem", False, str(error))]
+    leaf = chain[0]
+    extra = f" with {len(chain) - 1} intermediate(s)" if len(chain) > 1 else ""
+    findings.append(Finding("pem", True, f"{cert_source} holds {pki.common_name(leaf) or leaf.subject.rfc4514_string()}{extra}."))
+    if key_matches_certificate(key, leaf.public_key()):
+        findings.append(Finding("key", True, f"{key_source} is the key of {cert_source}."))
+    else:
+        findings.append(Finding("key", False, f"{key_source} does not match {cert_source}: they are not a key pair."))
+    if leaf.not_valid_after_utc <= now:
+        findings.append(Finding("validity", False, f"{cert_source} expired on {leaf.not_valid_after_utc:%Y-%m-%d}."))
+    elif leaf.not_valid_before_utc > now:
+        findings.append(Finding("validity", False, f"{cert_source} is not valid before "
+                                                   f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC."))
+    else:
+        findings.append(Finding("validity", True, f"{cert_source} is valid until {leaf.not_valid_after_utc:%Y-%m-%d}."))
+    usage = _usage_problem(leaf)
+    findings.append(Finding("usage", usage is None, f"{cert_source} {usage}." if usage else
+                            f"{cert_source} may serve TLS (serverAuth)."))
+    chain_problem = _chain_problem(chain)
+    if chain_problem:
+        findings.append(Finding("chain", False, f"{cert_source} {chain_problem}."))
+    for node in nodes:
+        if not node.http_addr:
+            findings.append(Finding("http_addr", False, f"{node.name} has no http_addr in the inventory, so the UI "
+                                    "certificate it serves cannot be verified; add http_addr = \"host:port\" to it.",
+                                    node.name))
+            continue
+        host, _ = split_address(node.http_addr)
+        if _host_covered(host, leaf):
+            findings.append(Finding("san", True, f"{node.name}: {host} is covered.", node.name))
+        else:
+            findings.append(Finding("san", False, f"{cert_source} does not cover {node.name}'s http_addr host {host} "
+                                    f"(its SANs: {', '.join(pki.san_strings(leaf)) or 'none'}); browsers would refuse "
+                                    "it there.", node.name))
+    return findings
+
+
+def first_problem(findings: list[Finding]) -> str | None:
+    return next((f.text for f in findings if not f.ok), None)
+
+
+# -- the operator's files (I/O edge) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    """The outcome of checking the operator's files: every finding, and the pair when all passed."""
+
+    findings: list[Finding]
+    pair: UiPair | None
+
+    @property
+    def problem(self) -> str | None:
+        return first_problem(self.findings)
+
+
+def configured_paths(state: State) -> tuple[str | None, str | None]:
+    cluster = state.inventory.cluster
+    return cluster.ui_cert, cluster.ui_key
+
+
+def check_files(state: State, cert_path: str | None = None, key_path: str | None = None, *,
+                now: dt.datetime | None = None) -> Checked:
+    """Read and check the pair the operator names (else the inventory's ui_cert/ui_key)."""
+    if bool(cert_path) != bool(key_path):
+        raise BadInput("Give both the UI certificate and its key (--cert and --key), or neither to use [cluster] "
+                       "ui_cert and ui_key.")
+    cert_path = cert_path or state.inventory.cluster.ui_cert
+    key_path = key_path or state.inventory.cluster.ui_key
+    if not cert_path or not key_path:
+        raise BadInput("No UI certificate given: set ui_cert and ui_key in [cluster] (paths on this machine), "
+                       "or pass --cert and --key.")
+    cert_file, key_file = resolve_local(cert_path, state.base_dir), resolve_local(key_path, state.base_dir)
+    cert_pem = files.read_bytes(cert_file, "The UI certificate")
+    key_pem = files.read_bytes(key_file, "The UI key")
+    key_mode = stat.S_IMODE(os.stat(key_file).st_mode)
+    findings = check_pair(cert_pem, key_pem, cert_source=cert_path, key_source=key_path, key_mode=key_mode,
+                          nodes=state.inventory.nodes, now=now or pki.utcnow())
+    pair = None
+    if first_problem(findings) is None:
+        pair = UiPair(cert_pem, key_pem, parse_certificates(cert_pem, cert_path)[0].certificate)
+    return Checked(findings, pair)
+
+
+def staged_paths(ws, rotation_id: str) -> tuple[Path, Path]:
+    directory = ws.rotation_dir(rotation_id)
+    return directory / UI_CERT, directory / UI_KEY
+
+
+def start(state: State, *, cert_path: str | None = None, key_path: str | None = None,
+          now: dt.datetime | None = None) -> dict[str, Any]:
+    """Check the pair, keep a copy beside the rotation, and open a `ui` rotation (phase leaf)."""
+    from core.config.workspace import Workspace
+
+    checked = check_files(state, cert_path, key_path, now=now)
+    if checked.problem:
+        raise BadInput(checked.problem)
+    pair = checked.pair
+    assert pair is not None
+    real_now = pki.utcnow()
+    rotation_id = engine.rotation_id_for(KIND, real_now)
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    staged_cert, staged_key = staged_paths(ws, rotation_id)
+    files.write_private(staged_key, pair.key_pem, overwrite=True)
+    files.write_public(staged_cert, pair.chain_pem, overwrite=True)
+    state.rotation = {
+        "id": rotation_id, "kind": KIND, "phase": STEP, "started": real_now,
+        RECORD: {
+            "source_cert": cert_path or state.inventory.cluster.ui_cert,
+            "source_key": key_path or state.inventory.cluster.ui_key,
+            "cert": ws.relative(staged_cert),
+            "fingerprint": pair.fingerprint,
+            "subject": pair.leaf.subject.rfc4514_string(),
+            "sans": pki.san_strings(pair.leaf),
+            "not_after": pair.leaf.not_valid_after_utc,
+        },
+    }
+    state.record("start", at=real_now, detail=f"{KIND} rotation {rotation_id}")
+    state.record("UI certificate checked", at=real_now, path=ws.relative(staged_cert),
+                 sha256=hashlib.sha256(pair.chain_pem).hexdigest(), detail=f"fingerprint {pair.fingerprint}")
+    return state.rotation
+
+
+def _staged_pair(run) -> UiPair:
+    """The copy made at start, checked again: the inventory or the clock may have moved on since."""
+    cert_file, key_file = staged_paths(run.ws, run.rid)
+    cert_pem = files.read_bytes(cert_file, "The rotation's copy of the UI certificate")
+    key_pem = files.read_bytes(key_file, "The rotation's copy of the UI key")
+    source = run.ws.relative(cert_file)
+    findings = check_pair(cert_pem, key_pem, cert_source=source, key_source=run.ws.relative(key_file), key_mode=None,
+                          nodes=run.inventory.nodes, now=pki.utcnow())
+    problem = first_problem(findings)
+    if problem:
+        raise BadInput(problem)
+    pair = UiPair(cert_pem, key_pem, parse_certificates(cert_pem, source)[0].certificate)
+    if pair.fingerprint != run.rotation.get(RECORD, {}).get("fingerprint"):
+        raise BadInput(f"{source} is not the UI certificate this rotation started with; roll back and start again.")
+    return pair
+
+
+# -- per node -------------------------------------------------------------------------------------
+
+
+def plan_ui(host: str, certs_dir: str, facts: HostFacts, served: str | None, pair: UiPair, *, reload: str | None,
+            http_addr: str, backup_id: str) -> list[Action]:
+    """ui.key then ui.crt, reload, and the proof: http_addr serves exactly the new certificate."""
+    wanted = [FileContent(posixpath.join(certs_dir, UI_KEY), pair.key_pem, PRIVATE),
+              FileContent(posixpath.join(certs_dir, UI_CERT), pair.chain_pem, PUBLIC)]
+    if served == pair.fingerprint and all(facts.has(f.path, f) for f in wanted):
+        return []
+    missing = tuple(f for f in wanted if not facts.has(f.path, f))
+    actions: list[Action] = [WriteFiles(host, missing, backup_id)] if missing else []
+    if reload:
+        actions.append(RunCommand(host, reload, "reload"))
+    actions.append(ExpectServed(host, http_addr, pair.fingerprint, direct_tls=True))
+    return actions
+
+
+def _served_before_upload(node: NodeConfig) -> str:
+    """What the console serves now. One that does not answer TLS cannot prove a new certificate
+    afterwards, so nothing is uploaded to it: a wrong http_addr or a stopped node is found here."""
+    try:
+        return probe_http(node.http_addr).fingerprint
+    except CertRotateError as error:
+        raise StepFailed(f"{node.name}: its DB Console does not answer TLS on {node.http_addr} ({error}); nothing was "
+                         "uploaded to it. Check http_addr and that the node runs, then run advance again.") from None
+
+
+def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
+    record = run.node_record(node.name)
+    session = run.session(node)
+    base = node.certs_dir.rstrip("/")
+    facts = run.executor.observe(session, [f"{base}/{UI_KEY}", f"{base}/{UI_CERT}"], None)
+    served = _served_before_upload(node)
+    if "ui_served_before" not in record and not run.dry_run:
+        run.update_record(record, ui_served_before=served)
+    actions = plan_ui(node.name, node.certs_dir, facts, served, pair, reload=run.reload_command(node),
+                      http_addr=node.http_addr, backup_id=f"{run.rid}.{STEP}")
+    run.report(Progress(node.name, STEP, "running", "starting"))
+    try:
+        run.execute(node.name, session, actions, STEP)
+    except CertRotateError as error:
+        if run.dry_run:
+            raise
+        restored = _restore(run, node, session, record.get("ui_served_before"))
+        message = f"{named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
+        record[STEP] = "failed"
+        run.rotation["last_error"] = message
+        run.record("ui certificate failed", host=node.name, detail=str(error))
+        run.save()
+        raise StepFailed(message) from None
+    if not run.dry_run:
+        if record.get(STEP) != DONE or record.get("ui_fingerprint") != pair.fingerprint:
+            record.update({STEP: DONE, f"{STEP}_at": pki.utcnow(), "ui_fingerprint": pair.fingerprint})
+        run.report(Progress(node.name, STEP, "ok", f"serves the new UI certificate {pair.fingerprint[:16]}… on "
+                                                   f"{node.http_addr}"))
+        run.save()
+
+
+def _restore(run, node: NodeConfig, session: HostSession, before: str | None) -> str:
+    """Put the node's previous ui files back (or remove the new ones), reload, check what it serves."""
+    try:
+        restored = remote_files.restore(session, f"{run.rid}.{STEP}")
+        session.reload(run.reload_command(node) or "true")
+        if before:
+            seen = wait_for_fingerprint(node.http_addr, before, timeout=run.executor.verify_timeout,
+                                        postgres_preamble=False)
+            if seen != before:
+                return ("Its previous files were restored, but its console does not serve its previous certificate "
+                        "yet; look at it now.")
+        run.record("ui certificate restored", host=node.name, detail=restored.summary())
+        run.report(Progress(node.name, STEP, "failed", "restored its previous UI certificate"))
+        if not before:
+            return "Its previous files were restored."
+        return "Its previous UI certificate was restored and it serves it again."
+    except CertRotateError as error:
+        return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
+
+
+def phase_ui(run) -> Gate | None:
+    """The single phase of a `ui` rotation: every node in rollout order, then done."""
+    pair = _staged_pair(run)
+    for node in regions.rollout_order(run.inventory.nodes):
+        _ui_node(run, node, pair)
+    if run.dry_run:
+        return None
+    engine.finish(run, "done")
+    return None
+
+
+def verify_rolled_back(run, node: NodeConfig) -> None:
+    """After a rollback restored a node's files: its console serves what it served before the rotation."""
+    expected = run.node_record(node.name).get("ui_served_before")
+    if not (node.http_addr and expected):
+        return
+    seen = wait_for_fingerprint(node.http_addr, expected, timeout=run.executor.verify_timeout, postgres_preamble=False)
+    if seen != expected:
+        raise StepFailed(f"{node.name} was restored but serves {seen[:16]}… on {node.http_addr}, not its previous "
+                         f"UI certificate {expected[:16]}….")

@@ -1,0 +1,131 @@
+"""What a step must do on one host, decided from what was observed there.
+
+Each function takes the wanted end state and the host's observed facts and returns the
+actions still missing — an empty list when the host is already there. That makes every
+step idempotent: a rerun after a crash observes again and plans only the rest.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from core.rotation.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, FileContent, RunCommand, WriteFiles
+from core.pki.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
+
+PUBLIC = 0o644
+PRIVATE = 0o600
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What we saw on a host: sha256 of its files (None: missing) and what it serves."""
+
+    host: str
+    files: dict[str, str | None] = field(default_factory=dict)
+    served_fingerprint: str | None = None
+
+    def has(self, path: str, content: FileContent) -> bool:
+        return self.files.get(path) == content.sha256
+
+
+@dataclass(frozen=True)
+class TrustCheck:
+    ca_fingerprint: str
+    trusted: bool
+
+
+def _writes_and_reload(
+    host: str, facts: HostFacts, wanted: list[FileContent], reload: str | None, backup_id: str, verified: bool
+) -> list[Action]:
+    missing = tuple(f for f in wanted if not facts.has(f.path, f))
+    actions: list[Action] = []
+    if missing:
+        actions.append(WriteFiles(host, missing, backup_id))
+    if reload and (missing or not verified):
+        actions.append(RunCommand(host, reload, "reload"))
+    return actions
+
+
+def plan_bundle(
+    host: str,
+    certs_dir: str,
+    facts: HostFacts,
+    bundle_pem: bytes,
+    *,
+    reload: str | None,
+    sql_addr: str | None,
+    checks: list[TrustCheck],
+    backup_id: str,
+    verified: bool,
+    bundle_file: str = CA_CERT,
+) -> list[Action]:
+    """Put `bundle_pem` in ca.crt (or ca-client.crt), reload, and prove the node still serves what it served."""
+    wanted = [FileContent(posixpath.join(certs_dir, bundle_file), bundle_pem, PUBLIC)]
+    actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified)
+    if sql_addr and (actions or not verified):
+        if facts.served_fingerprint:
+            actions.append(ExpectServed(host, sql_addr, facts.served_fingerprint))
+        actions += [ExpectTrust(host, sql_addr, c.ca_fingerprint, c.trusted) for c in checks]
+    return actions
+
+
+def plan_node_leaf(
+    host: str,
+    certs_dir: str,
+    facts: HostFacts,
+    cert_pem: bytes | None,
+    key_pem: bytes | None,
+    fingerprint: str | None,
+    *,
+    bundle_pem: bytes | None,
+    reload: str | None,
+    sql_addr: str | None,
+    backup_id: str,
+    verified: bool,
+    extra_files: dict[str, tuple[bytes, int]] | None = None,
+    accepted: tuple[ExpectAccepted, ...] = (),
+) -> list[Action]:
+    """Replace node.crt/node.key (and ca.crt for a first install), reload, prove the new one is served.
+
+    `extra_files` go up in the same change (client.node.crt/.key of the split layout; ca-client.crt
+    of a first install with a client CA); `accepted` are client certificates the node must then
+    accept. Without `cert_pem` node.crt stays, and the node must go on serving `fingerprint`.
+    """
+    wanted = []
+    if cert_pem is not None and key_pem is not None:
+        wanted += [
+            FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE),
+            FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC),
+        ]
+    wanted += [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in (extra_files or {}).items()]
+    if bundle_pem is not None:
+        wanted.insert(0, FileContent(posixpath.join(certs_dir, CA_CERT), bundle_pem, PUBLIC))
+    if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted) and (verified or not accepted):
+        return []
+    actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified=False)
+    if sql_addr and fingerprint:
+        actions.append(ExpectServed(host, sql_addr, fingerprint))
+    if sql_addr:
+        actions += list(accepted)
+    return actions
+
+
+def plan_client_files(
+    host: str,
+    certs_dir: str,
+    facts: HostFacts,
+    files: dict[str, tuple[bytes, int]],
+    *,
+    restart: str | None,
+    backup_id: str,
+) -> list[Action]:
+    """Deliver files to a client host over SSH and restart the client if it says how."""
+    wanted = [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in files.items()]
+    missing = tuple(f for f in wanted if not facts.has(f.path, f))
+    if not missing:
+        return []
+    actions: list[Action] = [WriteFiles(host, missing, backup_id)]
+    if restart:
+        actions.append(RunCommand(host, restart, "restart"))
+    return actions

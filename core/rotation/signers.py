@@ -1,0 +1,169 @@
+"""The CAs a rotation works with: the new one, the old one, who signs the leaves, and the bundles.
+
+A CA rotation (`start ca`, `start client-ca`) makes its new CA once, beside the rotation's
+files, and finds it again on every later run; the bundle from before the rotation is kept
+there too, so the old CA is known even after the local bundle was replaced by the
+combined one. Which CA (node CA or client CA) is replaced is the run's `Authority`
+(core.rotation.client_ca); these functions take it as data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from core import files, pki
+
+from core.pki import bundle
+from core.pki.certs_dir import CLIENT_CA_CERT
+from core.rotation.client_ca import CLIENT_CA_KIND, authority_for
+from core.errors import BadInput
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.rotation.context import Run
+from core.config.workspace import ensure_ca
+
+
+class RotationBundles(NamedTuple):
+    """A CA rotation's bundles: the combined one it rolls out, the one from before, and its new CA."""
+
+    combined: bytes
+    before: bundle.Bundle
+    new_ca: pki.Issued
+
+
+def new_ca(run: Run) -> pki.Issued:
+    """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
+    cluster = run.inventory.cluster
+    authority = run.authority
+    if run.kind == "init":
+        key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
+        name = authority.common_name
+    else:
+        key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
+        name = f"{authority.common_name} {run.rid}"
+    ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
+                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
+    if not run.dry_run and "new_ca" not in run.rotation:
+        run.rotation["new_ca"] = {
+            "fingerprint": ca.fingerprint,
+            "key": run.ws.relative(key_path),
+            "cert": run.ws.relative(cert_path),
+        }
+        run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
+        run.save()
+    run.executor.probe_cas[ca.fingerprint] = ca
+    return ca
+
+
+def old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
+    """The CA whose key the operator holds (cluster.ca_key or client_ca_key), to prove trust in it with a probe."""
+    key_path = run.authority.key_path
+    try:
+        key = load_private_key(key_path.read_bytes(), str(key_path))
+    except (OSError, BadInput):
+        return None
+    for entry in old_bundle.entries:
+        if key_matches_certificate(key, entry.certificate.public_key()):
+            issued = pki.Issued(entry.certificate, key)
+            run.executor.probe_cas[issued.fingerprint] = issued
+            return issued
+    return None
+
+
+def signing_ca(run: Run) -> pki.Issued:
+    """The CA that signs node.crt: the new one of a CA rotation or first install, else the current one."""
+    if run.kind in ("ca", "init"):
+        return new_ca(run)
+    ca = run.ws.current_ca()
+    run.executor.probe_cas[ca.fingerprint] = ca
+    return ca
+
+
+def rotation_bundles(run: Run) -> RotationBundles:
+    """The combined bundle, the bundle from before the rotation, and the new CA, of a CA rotation.
+
+    The bundle from before is kept beside the rotation's files, so that it is known even
+    after the local ca.crt was replaced by the combined one.
+    """
+    ca = new_ca(run)
+    authority = run.authority
+    before_path = run.ws.rotation_dir(run.rid) / authority.before_name
+    if before_path.exists():
+        before = before_path.read_bytes()
+    else:
+        before = files.read_bytes(authority.local_bundle, f"The local {authority.bundle_file} bundle")
+        if not run.dry_run:
+            files.write_public(before_path, before, overwrite=False)
+    old_bundle = bundle.parse_bundle(before, run.ws.relative(authority.local_bundle))
+    combined = bundle.combine(ca.cert_pem, before)
+    if not run.dry_run:
+        run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
+        run.rotation["combined_bundle_sha256"] = hashlib.sha256(combined).hexdigest()
+    return RotationBundles(combined, old_bundle, ca)
+
+
+# -- the leaf step's CAs ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeafSigners:
+    """The CAs that sign a leaf step's certificates, each made or found once."""
+
+    node_ca: pki.Issued | None  # signs node.crt; None in a client CA rotation, which keeps node.crt
+    client_ca: pki.Issued  # signs client certificates and, in the split layout, client.node.crt
+    rotated: RotationBundles | None  # a CA rotation's bundles (its new CA signs one of the two above)
+
+
+def leaf_signers(run: Run) -> LeafSigners:
+    """Who signs the leaf step. A client CA rotation needs no node CA key (which may be kept offline)."""
+    rotated = rotation_bundles(run) if run.kind in ("ca", CLIENT_CA_KIND) else None
+    if run.kind == CLIENT_CA_KIND:
+        node_ca = None
+    elif rotated is not None:
+        node_ca = rotated.new_ca
+    else:
+        node_ca = signing_ca(run)
+    return LeafSigners(node_ca, _client_signing_ca(run, node_ca, rotated), rotated)
+
+
+def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBundles | None) -> pki.Issued:
+    """The CA that signs client certificates and client.node.crt: the client CA when the cluster has one."""
+    if not run.inventory.cluster.has_client_ca:
+        assert node_ca is not None  # only a client CA rotation has none, and it needs a client CA
+        return node_ca
+    if run.kind == CLIENT_CA_KIND:
+        assert rotated is not None
+        return rotated.new_ca
+    if run.kind == "init":
+        return _first_client_ca(run)
+    return run.ws.current_client_ca()
+
+
+def _first_client_ca(run: Run) -> pki.Issued:
+    """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
+    authority = authority_for(run.ws, CLIENT_CA_KIND)
+    return ensure_ca(authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file,
+                     key_type=run.inventory.cluster.key_type,
+                     lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
+                     common_name=authority.common_name, dry_run=run.dry_run)
+
+
+def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:
+    """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
+    if run.kind == "init" and signers.node_ca is not None:
+        server = signers.node_ca.cert_pem
+    elif run.kind == "ca":
+        assert signers.rotated is not None
+        server = signers.rotated.combined
+    else:
+        server = run.ws.read_bundle()
+    if not run.inventory.cluster.has_client_ca:
+        return server, server
+    if run.kind == "init":
+        return server, signers.client_ca.cert_pem
+    if run.kind == CLIENT_CA_KIND:
+        assert signers.rotated is not None
+        return server, signers.rotated.combined
+    return server, files.read_bytes(run.ws.client_bundle_path, f"The local {CLIENT_CA_CERT} bundle")
