@@ -15,10 +15,10 @@ from typing import Any
 
 from core import pki
 from core.config import state as state_mod
+from core.config.record import client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
 from core.errors import BadInput
 from core.remote.ssh import SshPool
-from core.config.record import client_key
 from core.rotation import engine, kinds
 from core.rotation.model import Progress
 

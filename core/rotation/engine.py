@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core import files, pki
-from core.config.record import confirm_key_for, client_key, opened, rotation_id_for
+from core.config.record import client_key, confirm_key_for, opened, rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import BadInput
@@ -32,8 +32,12 @@ from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
 from core.remote.ssh import SshPool
 from core.rotation import deliveries, kinds, lifecycle
 from core.rotation import signers as signers_mod
-from core.rotation.clients import (check_clients_hold_new_leaves, confirmation_gate, deliver_bundle,
-                                   deliver_client_leaves)
+from core.rotation.clients import (
+    check_clients_hold_new_leaves,
+    confirmation_gate,
+    deliver_bundle,
+    deliver_client_leaves,
+)
 from core.rotation.context import Run
 from core.rotation.kinds import FULL_PHASES
 from core.rotation.model import Gate, Outcome, Reporter, silent
