@@ -15,7 +15,7 @@ from typing import Any
 
 from core import pki
 from core.config import state as state_mod
-from core.config.record import client_key
+from core.config.record import RotationRecord, client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
 from core.errors import BadInput
 from core.remote.ssh import SshPool
@@ -77,21 +77,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def status_summary(state: state_mod.State) -> dict[str, Any]:
-    rotation = state.rotation
+    rotation = RotationRecord(state.rotation)
     return {
         "cluster": state.inventory.cluster.name,
         "phase": state.phase,
-        "rotation_id": rotation.get("id"),
-        "kind": rotation.get("kind"),
-        "started": rotation.get("started"),
-        "wait_until": rotation.get("wait_until"),
-        "last_error": rotation.get("last_error"),
-        "ui_certificate": rotation.get("ui_certificate"),
-        "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
-        "clients": {client_key(c): rotation.get("clients", {}).get(client_key(c), {})
-                    for c in state.inventory.clients},
+        "rotation_id": rotation.id,
+        "kind": rotation.kind,
+        "started": rotation.started,
+        "wait_until": rotation.wait_until,
+        "last_error": rotation.last_error or None,
+        "ui_certificate": rotation.ui_certificate,
+        "nodes": {n.name: rotation.node(n.name).data for n in state.inventory.nodes},
+        "clients": {client_key(c): rotation.client(client_key(c)).data for c in state.inventory.clients},
         "history": state.history,
-        **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
+        **({"kubernetes": rotation.regions} if state.inventory.cluster.on_kubernetes else {}),
     }
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core import files, pki
-from core.config.record import client_key, confirm_key_for, opened, rotation_id_for
+from core.config.record import RotationRecord, client_key, confirm_key_for, opened, rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import BadInput
@@ -189,7 +189,7 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
         return Outcome("idle", finished=False)
     delivery = deliveries.for_cluster(state.inventory.cluster)
     run = Run(state, pool, now=now, yes=yes, dry_run=dry_run, report=report, delivery=delivery)
-    run.rotation.pop("last_error", None)
+    run.record_view().last_error = None
     while state.rotation:
         phase = state.phase
         step = delivery.pending_step(state) or PHASE_STEPS[phase]
@@ -221,7 +221,7 @@ def confirm(state: State, items: list[str], confirm_key: str | None = None) -> N
     for item in items:
         if item not in clients:
             raise BadInput(f"No client {item!r} in the inventory.")
-        state.rotation.setdefault("clients", {}).setdefault(item, {})[key] = True
+        RotationRecord(state.rotation).client_data(item)[key] = True
         state.record(f"confirmed {key}", at=pki.utcnow(), host=item, detail="operator")
 
 
