@@ -257,8 +257,6 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
 
 def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
     """Where a node without SSH lives: its namespace and StatefulSet."""
-    from core.rotation.deliveries import (
-        kubernetes_manifests as kubernetes,  # only Kubernetes clusters pay for it at start-up
-    )
+    from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
 
     return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"

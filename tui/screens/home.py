@@ -203,9 +203,7 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        from core.rotation.deliveries import (
-            kubernetes_manifests as kubernetes,  # imported on use: start-up stays light for SSH clusters
-        )
+        from core.rotation import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
