@@ -15,7 +15,7 @@ from typing import Any
 
 from core import pki
 
-from core.rotation import engine
+from core.rotation import engine, proof_record
 from core.config import state as state_mod
 from core.errors import BadInput
 from core.rotation.executor import Progress
@@ -64,7 +64,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  node {name}: {steps or 'not started'}")
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
-            print(f"  client {name}: {steps or 'not started'}")
+            proof = proof_record.label(record)
+            print(f"  client {name}: {steps or 'not started'}" + (f"; {proof}: {record.get('proof_detail', '')}" if proof else ""))
         for region, record in summary.get("kubernetes", {}).items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
             print(f"  region {region}: {steps}")
@@ -90,9 +91,19 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
         "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
                     for c in state.inventory.clients},
+        "client_proofs": _client_proofs(state),
         "history": state.history,
         **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
     }
+
+
+def _client_proofs(state: state_mod.State) -> dict[str, Any]:
+    """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
+    if not state.rotation and state.history:
+        return dict(state.history[-1].get("client_proofs", {}))
+    records = state.rotation.get("clients", {})
+    return {engine.client_key(c): proof_record.proof_of(records.get(engine.client_key(c), {}))
+            for c in state.inventory.clients if c.delivered_over_ssh}
 
 
 def _start(args: argparse.Namespace) -> int:

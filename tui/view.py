@@ -20,6 +20,7 @@ from typing import Any
 
 from core.config.inventory import ClientConfig, ClusterConfig, NodeConfig
 from core.config.state import State
+from core.rotation import proof_record
 
 DONE = "done"  # core.DONE
 
@@ -31,8 +32,9 @@ def client_key(client: ClientConfig) -> str:
 
 def current_confirm_key(state: State) -> str | None:
     """core.current_confirm_key: which confirmation the current phase collects."""
-    return {"trust": "trust_confirmed", "wait": "trust_confirmed",
-            "leaf": "leaf_confirmed", "retire": "leaf_confirmed"}.get(state.phase)
+    if state.phase == "retire":
+        return proof_record.retire_confirm_key(state)
+    return {"trust": "trust_confirmed", "wait": "trust_confirmed", "leaf": "leaf_confirmed"}.get(state.phase)
 
 STAGES = ("trust", "wait", "leaf", "retire")
 STAGE_TITLES = {
@@ -221,6 +223,13 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "Each client below got its new certificate as files to deliver by hand; confirm that it "
                         "has them and was restarted before the old CA is retired.", items=tuple(pending),
                         last_error=error)
+    unproven = proof_record.unproven_clients(state)
+    if unproven and phase == "retire":
+        return NextStep("confirm", "Retire without a client-side proof?",
+                        "No TLS handshake from these clients' hosts proved their new certificates (no openssl or "
+                        "psql there, or the handshake failed; see the host table). Tick a client only if you know "
+                        "it connects with its new files; retiring the old CA then goes ahead.", items=tuple(unproven),
+                        last_error=error)
     return NextStep("run", "Run the retire step",
                     f"Upload the bundle without the old CA to {hosts}, reload, and verify that every node "
                     "trusts the new CA and no longer the old one.", last_error=error)
@@ -276,11 +285,15 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
         if not client.ssh_host:
             delivery = ""
             confirm_key = current_confirm_key(state)
+            confirm_key = "leaf_confirmed" if confirm_key == proof_record.WAIVER_KEY else confirm_key
             if confirm_key and record.get(confirm_key):
                 delivery = "confirmed"
             elif confirm_key and record.get("leaf" if confirm_key == "leaf_confirmed" else "trust") == DONE:
                 delivery = "to confirm"
-        rows.append(RecordedHost(key, "client", address, _steps(record, kind), _last_action(state, key), delivery))
+        steps = _steps(record, kind)
+        if proof_record.label(record):
+            steps += f" · {proof_record.label(record)}"
+        rows.append(RecordedHost(key, "client", address, steps, _last_action(state, key), delivery))
     return rows
 
 

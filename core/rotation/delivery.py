@@ -14,14 +14,13 @@ from typing import Callable
 
 from core import pki
 
-from core.rotation import regions
+from core.rotation import client_files, client_proof, regions
 from core.rotation.actions import ExportFiles, FileContent
-from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
 from core.errors import StepFailed
 from core.rotation.executor import Progress
 from core.config.inventory import ClientConfig, NodeConfig
 from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
-from core.rotation.plans import PRIVATE, PUBLIC, TrustCheck, plan_bundle, plan_client_files
+from core.rotation.plans import TrustCheck, plan_bundle, plan_client_files
 from core.rotation.context import DONE, Gate, Run, client_key
 from core.config.workspace import ensure_client_leaf
 
@@ -57,7 +56,8 @@ def bundle_step(run: Run, step: str, bundle_pem: bytes, allowed_before: list[byt
 
     _region_by_region(run, step, node_work)
     for client in run.inventory.clients if run.authority.clients_hold_bundle else ():
-        deliver_to_client(run, client, step, {CA_CERT: (bundle_pem, PUBLIC)}, confirm_key=f"{step}_confirmed")
+        deliver_to_client(run, client, step, client_files.bundle_payload(run, client, step, bundle_pem),
+                          confirm_key=f"{step}_confirmed")
 
 
 def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], None]) -> None:
@@ -93,6 +93,7 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
         actions = plan_client_files(label, client.certs_dir, facts, payload, restart=client.restart,
                                     backup_id=f"{run.rid}.{step}")
         run.execute(label, session, actions, step)
+        client_proof.prove_delivery(run, client, step)
         if not run.dry_run:
             record[confirm_key] = True
     else:
@@ -111,10 +112,7 @@ def deliver_client_leaves(run: Run, client_ca: pki.Issued, *, ca_bundle: bytes |
     """Every client's new certificate and key, signed by `client_ca` (a first install adds its ca.crt)."""
     for client in run.inventory.clients:
         leaf = ensure_client_leaf(run.ws, run.rid, client_ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
-        payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
-                   client_key_name(client.user): (leaf.key_pem, PRIVATE)}
-        if ca_bundle:
-            payload = {CA_CERT: (ca_bundle, PUBLIC), **payload}
+        payload = client_files.leaf_payload(run, client, leaf.cert_pem, leaf.key_pem, ca_bundle)
         deliver_to_client(run, client, "leaf", payload, confirm_key="leaf_confirmed")
         if not run.dry_run:
             run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint

@@ -30,7 +30,7 @@ from core.pki import bundle
 
 from core.rotation import signers as ca_material
 
-from core.rotation import regions
+from core.rotation import client_proof, proof_record, regions
 
 from core.remote import remote_files
 from core.rotation import restore as rollback_mod
@@ -220,7 +220,7 @@ def _leaf_nodes(run: Run, signers: ca_material.LeafSigners, first_bundles: dict[
 
 def phase_retire(run: Run) -> Gate | None:
     combined, old_bundle, new_ca = ca_material.rotation_bundles(run)
-    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
+    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted") or client_proof.retire_gate(run)
     if gate:
         return gate
     _check_nothing_depends_on_old_ca(run)
@@ -280,7 +280,7 @@ def finish(run: Run, outcome: str) -> None:
     """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
     finished = pki.utcnow()
     entry = {key: value for key, value in run.rotation.items() if key in ("id", "kind", "started", "new_ca")}
-    entry.update({"finished": finished, "outcome": outcome})
+    entry.update({"finished": finished, "outcome": outcome, **proof_record.history_entry(run.rotation)})
     run.state.history.append(entry)
     run.record("finished", detail=f"{run.kind} rotation {run.rid}: {outcome}")
     # The backups hold the old private keys; once the rotation is over nothing may restore them.
@@ -355,7 +355,9 @@ def current_confirm_key(state: State) -> str | None:
     phase = state.phase
     if phase in ("trust", "wait"):
         return "trust_confirmed"
-    if phase in ("leaf", "retire"):
+    if phase == "retire":
+        return proof_record.retire_confirm_key(state)  # deliveries first, then waivers of missing client proofs
+    if phase == "leaf":
         return "leaf_confirmed"
     return None
 
