@@ -22,12 +22,11 @@ import yaml
 from cryptography import x509
 
 from core import files, pki
-
-from core.pki import bundle
-from core.rotation.deliveries import kubernetes_manifests as k8s
-from core.errors import BadInput
 from core.config.inventory import parse_inventory
 from core.config.state import load
+from core.errors import BadInput
+from core.pki import bundle
+from core.rotation.deliveries import kubernetes_manifests as k8s
 from tests.kubernetes_support import FUTURE, TWO_REGIONS, run_cli, write_cluster
 
 GATE = re.compile(r"waiting for confirmation: (\w+) in region (\w+)")

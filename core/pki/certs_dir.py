@@ -18,10 +18,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from core.pki.bundle import parse_certificates
 from core.errors import BadInput
-from core.pki.keys import key_matches_certificate, load_private_key
 from core.pki.builder import common_name, san_strings
+from core.pki.bundle import parse_certificates
+from core.pki.keys import key_matches_certificate, load_private_key
 
 CA_CERT = "ca.crt"
 CLIENT_CA_CERT = "ca-client.crt"
@@ -43,6 +43,10 @@ def client_cert_name(user: str) -> str:
 
 def client_key_name(user: str) -> str:
     return f"client.{user}.key"
+
+
+# The split layout's outbound certificate: what a node presents when it dials another node.
+CLIENT_NODE_CERT, CLIENT_NODE_KEY = client_cert_name("node"), client_key_name("node")
 
 
 @dataclass(frozen=True)

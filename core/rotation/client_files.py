@@ -18,8 +18,9 @@ from core.errors import BadInput, StepFailed
 from core.pki import client_formats
 from core.pki.client_formats import CA_TRUSTSTORE, ClientIdentity
 from core.remote import remote_files
-from core.rotation.context import Run, client_key
-from core.rotation.executor import Progress
+from core.config.record import client_key
+from core.rotation.context import Run
+from core.rotation.model import Progress
 
 
 def _present(run: Run, client: ClientConfig, names: list[str]) -> set[str]:

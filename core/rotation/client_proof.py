@@ -29,8 +29,9 @@ from core.config.profiles import profile_for
 from core.errors import CertRotateError
 from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
 from core.pki.client_formats import pk8_name
-from core.rotation.context import Gate, Run, client_key
-from core.rotation.executor import Progress
+from core.config.record import client_key
+from core.rotation.context import Run
+from core.rotation.model import Gate, Progress
 from core.rotation.proof_record import FAILED, PROVEN, UNPROVEN, WAIVER_KEY, unproven_clients
 from core.remote.ssh import HostSession
 

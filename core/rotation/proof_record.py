@@ -15,18 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.config.inventory import ClientConfig
+from core.config.record import DONE, client_key
 from core.config.state import State
 
 PROVEN, FAILED, UNPROVEN = "proven", "failed", "unproven"
 WAIVER_KEY = "proof_waived"
 LEAF_STEPS = ("leaf", "retire")  # a proof made with the new client certificate
 LABELS = {PROVEN: "proven from host", FAILED: "proof FAILED", UNPROVEN: "could not prove"}
-
-
-def record_key(client: ClientConfig) -> str:
-    """core.rotation.context.client_key: the user, and its host when delivered over SSH."""
-    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
 
 
 def proof_of(record: dict[str, Any]) -> dict[str, Any]:
@@ -61,16 +56,16 @@ def unproven_clients(state: State) -> list[str]:
     records = state.rotation.get("clients", {})
     pending = []
     for client in state.inventory.clients:
-        record = records.get(record_key(client), {})
-        if client.delivered_over_ssh and record.get("leaf") == "done" and not new_leaf_proven(record) \
+        record = records.get(client_key(client), {})
+        if client.delivered_over_ssh and record.get("leaf") == DONE and not new_leaf_proven(record) \
                 and not record.get(WAIVER_KEY):
-            pending.append(record_key(client))
+            pending.append(client_key(client))
     return pending
 
 
 def retire_confirm_key(state: State) -> str:
     """Which confirmation the retire phase collects: deliveries first, then waivers of missing proofs."""
     records = state.rotation.get("clients", {})
-    if any(not records.get(record_key(c), {}).get("leaf_confirmed") for c in state.inventory.clients):
+    if any(not records.get(client_key(c), {}).get("leaf_confirmed") for c in state.inventory.clients):
         return "leaf_confirmed"
     return WAIVER_KEY if unproven_clients(state) else "leaf_confirmed"

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import files, pki
-
-from core.pki import bundle
-
-from core.pki import certs_dir
 from core.errors import BadInput
-from core.pki.keys import PrivateKey, load_private_key, private_key_der_pkcs8, private_key_pem
+from core.pki import bundle, certs_dir
 from core.pki.checks import check_key_matches
+from core.pki.keys import PrivateKey, load_private_key, private_key_der_pkcs8, private_key_pem
 
 
 @dataclass(frozen=True)
