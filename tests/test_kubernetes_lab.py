@@ -12,7 +12,7 @@ import pytest
 from core.config.state import load
 from core.lab.postgres import connect_tls
 from core.remote.probes import probe_sql
-from core.rotation.deliveries import kubernetes_manifests as k8s
+from core.rotation import kubernetes_manifests as k8s
 from tests.kubernetes_support import FUTURE, run_cli
 from tests.rotation_support import certs_in, edit_inventory
 

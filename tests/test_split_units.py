@@ -16,8 +16,8 @@ from core.config.workspace import LeafFiles
 from core.errors import BadInput
 from core.pki import bundle
 from core.rotation import engine
-from core.rotation.node_leaves import NodeLeafSet, check_node_leaf_set
 from core.rotation.model import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
+from core.rotation.node_leaves import NodeLeafSet, check_node_leaf_set
 from core.rotation.plans import HostFacts, plan_node_leaf
 from tui import view
 from tui.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 
 from core.config.state import load
-from core.rotation.deliveries import kubernetes_manifests as k8s
+from core.rotation import kubernetes_manifests as k8s
 from tests.kubernetes_support import write_cluster
 from tests.tui_helpers import (
     SIZE,

@@ -139,7 +139,7 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
     error = record.last_error
     phase, kind = state.phase, kinds.get(record.kind)
     if state.inventory.cluster.on_kubernetes:
-        from core import kubernetes  # only Kubernetes clusters pay for it at start-up (bench/bench_startup.py)
+        from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
     if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
         return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
                         "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "

@@ -18,16 +18,16 @@ from core import pki
 from core.config import state as state_mod
 from core.config.inventory import ClientConfig, NodeConfig
 from core.config.profiles import profile_for
+from core.config.record import RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError, StepFailed
 from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
 from core.remote.ssh import HostSession, SshPool
-from core.config.record import RotationRecord, client_key
 from core.rotation import kinds
 from core.rotation.authority import authority_for
-from core.rotation.kinds import Kind
 from core.rotation.executor import Executor
+from core.rotation.kinds import Kind
 from core.rotation.model import Action, ExportFiles, Progress, Reporter, RunCommand, WriteFiles, describe_plan, silent
 
 MAX_PARALLEL_HOSTS = 16

@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from core.files import FileContent
 
 
 class Status(enum.StrEnum):
@@ -26,19 +27,6 @@ class Status(enum.StrEnum):
 
 DONE = Status.DONE.value
 FAILED = Status.FAILED.value
-
-
-@dataclass(frozen=True)
-class FileContent:
-    """One file to write. `content` may be a private key: it never appears in repr()."""
-
-    path: str
-    content: bytes = field(repr=False)
-    mode: int
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
 
 
 @dataclass(frozen=True)

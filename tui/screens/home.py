@@ -19,9 +19,9 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from core.config.inventory import NodeConfig
 from core.config.state import State
 from core.errors import CertRotateError
+from core.rotation import kinds
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
-from core.rotation import kinds
 from tui.view import kind_title
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel

@@ -20,9 +20,9 @@ from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.config.state import State
 from core.errors import CertRotateError
+from core.rotation import kinds
 from tui import operations
 from tui.screens.host_key import settle_host_keys
-from core.rotation import kinds
 from tui.view import when
 from tui.widgets.host_progress import FINAL, HostProgress
 

@@ -3,7 +3,7 @@
 With `[cluster] delivery = "kubernetes"` certrotate never logs in to a node. Where the SSH
 rotation uploads, reloads and verifies, this one, region by region:
 
-1. writes the region's manifest (core/rotation/deliveries/kubernetes_manifests.py) under
+1. writes the region's manifest (core/rotation/kubernetes_manifests.py) under
    `local_certs_dir/kubernetes/<rotation id>/NN-<step>-<region>.yaml` and stops at a
    confirm gate: "apply it, restart the StatefulSet, then confirm";
 2. takes the operator's confirmation (`advance --yes`, or the wizard's checklist) only for
@@ -38,10 +38,10 @@ from core.pki.checks import check_leaf_files
 from core.pki.keys import key_matches_certificate, load_private_key
 from core.remote import probes
 from core.remote.ssh import SshPool
+from core.rotation import kubernetes_manifests as k8s
 from core.rotation import lifecycle
 from core.rotation import signers as signers_mod
 from core.rotation.context import Run
-from core.rotation.deliveries import kubernetes_manifests as k8s
 from core.rotation.kinds import Kind
 from core.rotation.model import DONE, Gate, Outcome, Progress, Reporter, silent
 from core.rotation.plans import TrustCheck
