@@ -19,7 +19,7 @@ from core.config.record import RotationRecord, client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
 from core.errors import BadInput
 from core.remote.ssh import SshPool
-from core.rotation import engine, kinds
+from core.rotation import engine, kinds, proof_record
 from core.rotation.model import Progress
 
 
@@ -64,7 +64,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  node {name}: {steps or 'not started'}")
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
-            print(f"  client {name}: {steps or 'not started'}")
+            proof = proof_record.label(record)
+            print(f"  client {name}: {steps or 'not started'}" + (f"; {proof}: {record.get('proof_detail', '')}" if proof else ""))
         for region, record in summary.get("kubernetes", {}).items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
             print(f"  region {region}: {steps}")
@@ -89,9 +90,19 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "ui_certificate": rotation.ui_certificate,
         "nodes": {n.name: rotation.node(n.name).data for n in state.inventory.nodes},
         "clients": {client_key(c): rotation.client(client_key(c)).data for c in state.inventory.clients},
+        "client_proofs": _client_proofs(state),
         "history": state.history,
         **({"kubernetes": rotation.regions} if state.inventory.cluster.on_kubernetes else {}),
     }
+
+
+def _client_proofs(state: state_mod.State) -> dict[str, Any]:
+    """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
+    if not state.rotation and state.history:
+        return dict(state.history[-1].get("client_proofs", {}))
+    records = state.rotation.get("clients", {})
+    return {client_key(c): proof_record.proof_of(records.get(client_key(c), {}))
+            for c in state.inventory.clients if c.delivered_over_ssh}
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -12,16 +12,17 @@ from core.config.inventory import ClientConfig
 from core.config.record import LEAF_CONFIRMED, client_key
 from core.config.workspace import ensure_client_leaf
 from core.errors import StepFailed
-from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
+from core.rotation import client_files, client_proof
 from core.rotation.context import Run
 from core.rotation.model import ExportFiles, FileContent, Gate, Progress
-from core.rotation.plans import PRIVATE, PUBLIC, plan_client_files
+from core.rotation.plans import plan_client_files
 
 
 def deliver_bundle(run: Run, step: str, bundle_pem: bytes) -> None:
     """Clients check nodes against ca.crt: each gets the bundle of this step (not for ca-client.crt)."""
     for client in run.inventory.clients if run.authority.clients_hold_bundle else ():
-        deliver_to_client(run, client, step, {CA_CERT: (bundle_pem, PUBLIC)}, confirm_key=f"{step}_confirmed")
+        deliver_to_client(run, client, step, client_files.bundle_payload(run, client, step, bundle_pem),
+                          confirm_key=f"{step}_confirmed")
 
 
 def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
@@ -39,6 +40,7 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
         actions = plan_client_files(label, client.certs_dir, facts, payload, restart=client.restart,
                                     backup_id=f"{run.rid}.{step}")
         run.execute(label, session, actions, step)
+        client_proof.prove_delivery(run, client, step)
         if not run.dry_run:
             record.confirm(confirm_key)  # certrotate delivered and restarted it: nothing for the operator to confirm
     else:
@@ -56,10 +58,7 @@ def deliver_client_leaves(run: Run, client_ca: pki.Issued, *, ca_bundle: bytes |
     """Every client's new certificate and key, signed by `client_ca` (a first install adds its ca.crt)."""
     for client in run.inventory.clients:
         leaf = ensure_client_leaf(run.ws, run.rid, client_ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
-        payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
-                   client_key_name(client.user): (leaf.key_pem, PRIVATE)}
-        if ca_bundle:
-            payload = {CA_CERT: (ca_bundle, PUBLIC), **payload}
+        payload = client_files.leaf_payload(run, client, leaf.cert_pem, leaf.key_pem, ca_bundle)
         deliver_to_client(run, client, "leaf", payload, confirm_key=LEAF_CONFIRMED)
         if not run.dry_run:
             run.client(client).mark_done("leaf", pki.utcnow(), leaf_fingerprint=leaf.fingerprint)

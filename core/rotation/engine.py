@@ -30,7 +30,7 @@ from core.errors import BadInput
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
 from core.remote.ssh import SshPool
-from core.rotation import deliveries, kinds, lifecycle
+from core.rotation import client_proof, deliveries, kinds, lifecycle, proof_record
 from core.rotation import signers as signers_mod
 from core.rotation.clients import (
     check_clients_hold_new_leaves,
@@ -157,7 +157,7 @@ def _first_bundles(run: Run, signers: signers_mod.LeafSigners | None) -> dict[st
 
 def phase_retire(run: Run) -> Gate | None:
     rotated = signers_mod.rotation_bundles(run)
-    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
+    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted") or client_proof.retire_gate(run)
     if gate:
         return gate
     run.delivery.check_retire_safe(run)
@@ -226,6 +226,8 @@ def confirm(state: State, items: list[str], confirm_key: str | None = None) -> N
 
 
 def current_confirm_key(state: State) -> str | None:
+    if state.phase == "retire":
+        return proof_record.retire_confirm_key(state)  # deliveries first, then waivers of missing client proofs
     return confirm_key_for(state.phase)
 
 

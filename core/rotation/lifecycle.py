@@ -14,6 +14,7 @@ from core.config.record import history_entry
 from core.errors import CertRotateError
 from core.pki import bundle
 from core.remote import remote_files
+from core.rotation import proof_record
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
 
 
@@ -45,7 +46,7 @@ def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
 
 def finish(run: Run, outcome: str) -> None:
     """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
-    run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome))
+    run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome) | proof_record.history_entry(run.rotation))
     run.record("finished", detail=f"{run.kind.name} rotation {run.rid}: {outcome}")
     # The backups hold the old private keys; once the rotation is over nothing may restore them.
     for host in ssh_hosts(run.inventory):
