@@ -109,13 +109,22 @@ def _start(args: argparse.Namespace) -> int:
     path = Path(args.state)
     with state_mod.locked(path):
         state = state_mod.load(path)
-        takes_files = kinds.get(args.kind).open is not None  # the kind starts from the operator's own files
+        takes_files = kinds.get(args.kind).asks_for_files
         if (args.cert or args.key) and not takes_files:
             raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
-        options = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
+        if args.wait_days is not None and args.kind != "ca":
+            raise BadInput("--wait-days shortens the wait of a CA rotation; it goes with `start ca` only.")
+        options: dict[str, Any] = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
+        if args.wait_days is not None:
+            options["wait_days"] = args.wait_days
         rotation = engine.start(state, args.kind, **options)
         state_mod.save(state)
-    print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
+    record = RotationRecord(rotation)
+    print(f"started {kinds.get(record.kind).title} {record.id} (phase {record.phase}); run `certrotate advance` next.")
+    if record.recovery:
+        print(record.recovery.get("why", ""))
+    if record.wait_reason:
+        print(f"The wait before new leaves is {record.wait_reason}.")
     return 0
 
 
@@ -192,6 +201,9 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
                                       "default [cluster] ui_cert")
     start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")
+    start.add_argument("--wait-days", type=int, metavar="N",
+                       help="ca: wait N days (not leaf_delay_days) between trust and new leaves, when the CA expires "
+                            "too soon for the usual wait; you acknowledge that clients get less time")
     start.set_defaults(handler=_start)
 
     advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")

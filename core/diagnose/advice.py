@@ -31,7 +31,9 @@ ADVICE: dict[str, Explanation] = {
     "expiry": Explanation(
         "A certificate is outside its validity period, or will be soon; once it expires every verifying "
         "client refuses it.",
-        f"{_ROTATE_NODES} (or client certificates only); if a CA itself is expiring, start a CA rotation.",
+        f"{_ROTATE_NODES} (or client certificates only); if a CA itself is expiring, start a CA rotation. Once "
+        "certificates have expired and nothing connects, recover instead: s, then “Recover an expired cluster” "
+        "(`certrotate start recover`), which replaces them on every node at once without the usual wait.",
     ),
     "hostname": Explanation(
         "The name clients use for the node is not among the subject alternative names (SANs) of the "

@@ -14,9 +14,12 @@ from typing import ClassVar
 from core.config.inventory import resolve_local
 from core.config.record import RotationRecord
 from core.config.state import State
+from core.config.workspace import Workspace
 from core.errors import CertRotateError
 from core.pki.certs_dir import list_certs_dir
 from core.remote import probes
+from core.rotation.kinds import recover
+from core.rotation.kinds.expiry import RECOVER
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,36 @@ def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, 
             findings.append(Finding("warning", f"rotation {rotation.id}: the leaf step is due since {wait_until:%Y-%m-%d}; run certrotate advance."))
         elif state.phase in ("trust", "leaf", "retire") and not rotation.last_error:
             findings.append(Finding("warning", f"rotation {rotation.id} is in phase {state.phase}; run certrotate advance."))
+    served: dict[str, dt.datetime | None] = {}
     for node in state.inventory.nodes:
+        served[node.name] = None
         if node.sql_addr:
-            findings += _served_findings(f"node {node.name}", lambda: probes.probe_sql(node.sql_addr, timeout=probe_timeout),
-                                         now, warn_days, crit_days)
+            def probe_sql(node=node):
+                certificate = probes.probe_sql(node.sql_addr, timeout=probe_timeout)
+                served[node.name] = certificate.not_after
+                return certificate
+
+            findings += _served_findings(f"node {node.name}", probe_sql, now, warn_days, crit_days)
         if node.http_addr:  # the DB Console's certificate: ui.crt, often from a public CA with a short life
             findings += _served_findings(f"node {node.name}'s DB Console on {node.http_addr}",
                                          lambda: probes.probe_http(node.http_addr, timeout=probe_timeout),
                                          now, warn_days, crit_days)
+    if not rotation:
+        findings += _down_by_expiry(state, served, now)
     return findings
+
+
+def _down_by_expiry(state: State, served: dict[str, dt.datetime | None], now: dt.datetime) -> list[Finding]:
+    """Expired certificates are an outage with its own way out: say which command brings the cluster back."""
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    try:
+        recovery = recover.diagnose(recover.observed(state, ws, served), now)
+    except CertRotateError:
+        return []  # no readable local bundle: the certs-dir findings above say so
+    if recovery is None:
+        return []
+    return [Finding("critical", f"The cluster is down by expiry: {recovery.why.split('. ')[0]}; bring it back with "
+                                f"`{RECOVER}`.")]
 
 
 def _served_findings(what: str, probe, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:

@@ -303,6 +303,7 @@ KIND = Kind(
     summary="Your own DB Console certificate (public or organisational CA), checked, then node by node.",
     node_leaves=_always,
     open=_open,
+    asks_for_files=True,
     node_change=node_change,
     probe=HTTP_PROBE,
     leaf_title="Install the UI certificate",
