@@ -19,7 +19,8 @@ from core.rotation import engine
 from core.config import state as state_mod
 from core.errors import BadInput
 from core.rotation.executor import Progress
-from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.diagnose import health
+from core.findings import exit_code
 from core.remote.ssh import SshPool
 
 
@@ -161,14 +162,14 @@ def _confirm(question: str) -> bool:
 def _check(args: argparse.Namespace) -> int:
     now = pki.utcnow()
     if args.certs_dir:
-        findings = check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
+        findings = health.check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
     else:
-        findings = check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+        findings = health.check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
     for finding in findings:
-        print(f"{finding.level.upper()}: {finding.message}")
+        print(health.line(finding))
     if not findings:
         print("OK: nothing due, nothing expiring.")
-    return max((Finding.EXIT[f.level] for f in findings), default=0)
+    return exit_code(findings)
 
 
 def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
