@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from core.rotation import engine
+from core.config.inventory import client_key_for
 from core.config.state import parse_state
 from tui import view
 
@@ -39,6 +40,7 @@ def state_in(phase: str, **rotation):
 def test_client_keys_and_confirmation_keys_are_the_engines():
     state = state_in("idle")
     assert [view.client_key(c) for c in state.inventory.clients] == [engine.client_key(c) for c in state.inventory.clients]
+    assert [client_key_for(c.user, c.ssh_host) for c in state.inventory.clients] == ["root", "app@app1"]
     assert view.DONE == engine.DONE
     assert set(view.KIND_TITLES) == set(engine.KINDS)
     for phase in engine.PHASES:

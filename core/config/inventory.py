@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config.profiles import PROFILES as CLUSTER_PROFILES
 from core.errors import BadInput
 from core.pki.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
 
-PROFILES = ("cockroach", "postgres", "generic")
+PROFILES = tuple(CLUSTER_PROFILES)  # the names `profile` accepts: "cockroach", "postgres", "generic"
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
 # Kubernetes object names: a namespace is a DNS label, a Secret or StatefulSet name a DNS subdomain.
 _K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
@@ -81,6 +82,12 @@ class NodeConfig(SshEndpoint):
     reload: str | None = None
     region: str | None = None
     kubernetes_namespace: str | None = None  # delivery = kubernetes: this node's region lives in another namespace
+
+
+def client_key_for(user: str, ssh_host: str | None) -> str:
+    """How a client is named in the rotation record and the wizard's lists: the user, and its host
+    when delivered over SSH (the same user may have certificates on several machines)."""
+    return f"{user}@{ssh_host}" if ssh_host else user
 
 
 @dataclass(frozen=True)
