@@ -1,6 +1,6 @@
 """`certrotate status|start|advance|rollback|check`: the engine for scripts, cron and CI.
 
-Exit codes (SPEC.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
+Exit codes (docs/cli.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
 3 the state file is locked by another certrotate.
 """
 

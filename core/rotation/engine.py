@@ -1,6 +1,6 @@
 """The rotation runbook as code: phases, gates, and a resumable `advance`.
 
-A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (SPEC.md); so does a client
+A CA rotation (`start ca`) goes trust → wait → leaf → retire → idle (docs/cli.md); so does a client
 CA rotation (`start client-ca`), on ca-client.crt instead of ca.crt (core.rotation.client_ca). `start init`,
 `start nodes` and `start clients` are a single `leaf` phase. `advance` runs every step that
 is ready, in order, and stops at a gate: a schedule date or an operator confirmation.
