@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from core.config.profiles import PROFILES as CLUSTER_PROFILES
 from core.errors import BadInput
-from core.pki.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
+from core.pki.keys import KEY_TYPES, check_key_type
 
 PROFILES = tuple(CLUSTER_PROFILES)  # the names `profile` accepts: "cockroach", "postgres", "generic"
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
@@ -82,12 +82,6 @@ class NodeConfig(SshEndpoint):
     reload: str | None = None
     region: str | None = None
     kubernetes_namespace: str | None = None  # delivery = kubernetes: this node's region lives in another namespace
-
-
-def client_key_for(user: str, ssh_host: str | None) -> str:
-    """How a client is named in the rotation record and the wizard's lists: the user, and its host
-    when delivered over SSH (the same user may have certificates on several machines)."""
-    return f"{user}@{ssh_host}" if ssh_host else user
 
 
 @dataclass(frozen=True)
@@ -403,3 +397,12 @@ def resolve_local(path: str, base: Path) -> Path:
     """Relative paths in the state file are relative to its directory; ~ is the operator's home."""
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else base / expanded
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """"host:port" or "[v6]:port" -> (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and "[" not in address):
+        raise BadInput(f"{address!r} is not a host:port address (IPv6 as [addr]:port).")
+    return host, int(port)

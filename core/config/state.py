@@ -30,9 +30,9 @@ from typing import Any, Iterator
 import tomli_w
 
 from core import files
+from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
-from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 
 SCHEMA = 1
 END_MARKER = "# end of certrotate state"

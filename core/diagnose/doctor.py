@@ -27,18 +27,25 @@ from typing import Callable, NamedTuple
 from cryptography import x509
 
 from core import files
-
-from core.remote import probes
-from core.pki.bundle import parse_bundle, parse_certificates
-from core.tools.cert_commands import client_signing_ca_path, load_ca
-from core.pki.certs_dir import CA_CERT, NODE_CERT, UI_CERT, client_cert_name, client_key_name, key_permission_problem
+from core.config.inventory import NodeConfig, resolve_local
 from core.errors import BadInput, CertRotateError
 from core.findings import FAIL, OK, SKIP, WARN, Finding, exit_code, expiry_finding  # noqa: F401 - doctor's API
-from core.config.inventory import NodeConfig, resolve_local
-from core.pki.keys import key_matches_certificate, load_private_key
 from core.pki import Issued, san_strings, sha256_fingerprint
-from core.pki.names import covers_for_browser, covers_for_node
+from core.pki.bundle import parse_bundle, parse_certificates
+from core.pki.certs_dir import (
+    CA_CERT,
+    NODE_CERT,
+    UI_CERT,
+    client_cert_name,
+    client_key_name,
+    client_signing_ca_path,
+    key_permission_problem,
+    load_ca,
+)
 from core.pki.checks import check_chain
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.pki.names import covers_for_browser, covers_for_node
+from core.remote import probes
 
 DEFAULT_WARN_DAYS = 30
 RemoteReader = Callable[[NodeConfig, str], bytes]  # (node, remote path) -> the file's bytes

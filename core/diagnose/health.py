@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from core.remote import probes
-from core.pki.certs_dir import list_certs_dir
-from core.errors import CertRotateError
-from core.findings import FAIL, WARN, Finding, expiry_finding
 from core.config.inventory import resolve_local
 from core.config.state import State
+from core.errors import CertRotateError
+from core.findings import FAIL, WARN, Finding, expiry_finding
+from core.pki.certs_dir import list_certs_dir
+from core.remote import probes
 
 
 SEVERITY = {WARN: "warning", FAIL: "critical"}  # the words `check` prints, as monitoring plugins do

@@ -21,8 +21,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
+from core.config.inventory import PROFILES
+from core.config.record import client_key_for
 from core.errors import CertRotateError
-from core.config.inventory import PROFILES, client_key_for
 from core.pki.keys import KEY_TYPES
 
 NODE_FIELDS = (
