@@ -1,4 +1,4 @@
-"""The `certrotate` command line: parse, call core, print, exit with the SPEC's codes."""
+"""The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`certrotate status|start|advance|rollback|check`: the engine for scripts, cron and CI.
 
-Exit codes (SPEC.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
+Exit codes (docs/cli.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
 3 the state file is locked by another certrotate.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 from core import pki
 from core.config import state as state_mod
 from core.config.record import RotationRecord, client_key
-from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.diagnose import health
 from core.errors import BadInput
+from core.findings import exit_code
 from core.remote.ssh import SshPool
 from core.rotation import engine, kinds, proof_record
 from core.rotation.model import Progress
@@ -181,14 +182,14 @@ def _confirm(question: str) -> bool:
 def _check(args: argparse.Namespace) -> int:
     now = pki.utcnow()
     if args.certs_dir:
-        findings = check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
+        findings = health.check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
     else:
-        findings = check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+        findings = health.check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
     for finding in findings:
-        print(f"{finding.level.upper()}: {finding.message}")
+        print(health.line(finding))
     if not findings:
         print("OK: nothing due, nothing expiring.")
-    return max((Finding.EXIT[f.level] for f in findings), default=0)
+    return exit_code(findings)
 
 
 def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:

@@ -7,7 +7,8 @@ warn or fail, looked up by `advice(finding)`; OK and SKIP findings need none.
 
 from __future__ import annotations
 
-from core.diagnose.doctor import FAIL, WARN, Explanation, Finding
+from core.diagnose.doctor import Explanation
+from core.findings import FAIL, WARN, Finding
 
 _ROTATE_NODES = "Start a rotation of node certificates only (s, then “node certificates only”)"
 

@@ -2,7 +2,7 @@
 operator's workspace with a certrotate state file describing it.
 
     with start_lab(nodes=3) as lab:                 # or start_lab(workdir, nodes=3, ...)
-        lab.state_path                              # operator/certrotate.toml (SPEC.md schema)
+        lab.state_path                              # operator/certrotate.toml (docs/state-file.md)
         node = lab.nodes[0]                         # LabNode n1 on 127.A.B.1
         conn = lab.connect_sql(node, "root")        # psycopg, verify-full, client cert
         ssh = lab.ssh(node)                         # paramiko, RejectPolicy + lab known_hosts
@@ -779,7 +779,7 @@ def _state_document(
     node_cert_layout: str = "combined",
     client_ca: bool = False,
 ) -> dict:
-    """The inventory part of the state file, as an operator would write it (SPEC.md)."""
+    """The inventory part of the state file, as an operator would write it (docs/state-file.md)."""
     by_user = {host.user: host for host in client_hosts}
     client_entries = []
     for user in clients:

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from core.config.inventory import PROFILES
+from core.config.record import client_key_for
 from core.errors import CertRotateError
 from core.pki.keys import KEY_TYPES
 
@@ -65,10 +66,6 @@ def _form_text(key: str, value: Any) -> str:
     if key == "addresses":
         return ", ".join(value)
     return str(value)
-
-
-def client_key(client: dict[str, Any]) -> str:
-    return f"{client['user']}@{client.get('ssh_host', '')}"
 
 
 def check_inventory(data: dict[str, Any], source: str) -> None:
@@ -218,7 +215,7 @@ class FirstRunScreen(Screen[str]):
         if not self._checked(candidate):
             return
         self.clients = clients
-        self._show_clients(select=client_key(client))
+        self._show_clients(select=client_key_for(client["user"], client.get("ssh_host")))
         self._end_edit("client", CLIENT_FIELDS)
 
     def _show_nodes(self, select: str | None = None) -> None:
@@ -234,7 +231,7 @@ class FirstRunScreen(Screen[str]):
         table.clear()
         for client in self.clients:
             delivery = f"over SSH to {client['ssh_host']}:{client['certs_dir']}" if "ssh_host" in client else "exported"
-            table.add_row(client["user"], delivery, key=client_key(client))
+            table.add_row(client["user"], delivery, key=client_key_for(client["user"], client.get("ssh_host")))
         if select is not None:
             table.move_cursor(row=table.get_row_index(select))
 
