@@ -164,11 +164,17 @@ def _check(args: argparse.Namespace) -> int:
         findings = check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
     else:
         findings = check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+    code = max((Finding.EXIT[f.level] for f in findings), default=0)
+    if args.format != "text":
+        from tui.autopilot_cli import print_check
+
+        print_check(args, findings, code)
+        return code
     for finding in findings:
         print(f"{finding.level.upper()}: {finding.message}")
     if not findings:
         print("OK: nothing due, nothing expiring.")
-    return max((Finding.EXIT[f.level] for f in findings), default=0)
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
@@ -197,4 +203,6 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     check.add_argument("--certs-dir", help="check this certs dir instead of the state file's cluster")
     check.add_argument("--warn-days", type=int, default=30)
     check.add_argument("--crit-days", type=int, default=7)
+    check.add_argument("--format", choices=("text", "json", "prometheus"), default="text",
+                       help="json: one object; prometheus: node_exporter textfile format (certrotate_* metrics)")
     check.set_defaults(handler=_check)
