@@ -15,7 +15,7 @@ import pytest
 
 from core.autopilot import decide, install, metrics, notify, windows
 from core.autopilot.decide import CertExpiry
-from core.autopilot.policy import AutopilotPolicy, NotifyTarget
+from core.config.autopilot_policy import AutopilotPolicy, NotifyTarget
 from core.config import state as state_mod
 from core.diagnose.health import Finding
 from core.errors import BadInput

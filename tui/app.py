@@ -23,8 +23,8 @@ from textual.screen import Screen
 
 from core import pki
 from core.config import state as state_mod
-from core.errors import CertRotateError, LockHeld
 from core.config.state import State
+from core.errors import CertRotateError, LockHeld
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
 

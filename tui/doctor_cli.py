@@ -15,12 +15,10 @@ import argparse
 from pathlib import Path
 
 from core import pki
-
-from core.diagnose import doctor
-
-from core.remote import remote_files
 from core.config import state as state_mod
+from core.diagnose import doctor
 from core.errors import BadInput
+from core.remote import remote_files
 from core.remote.ssh import SshPool
 
 

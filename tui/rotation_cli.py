@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from core import pki
-
-from core.rotation import engine
 from core.config import state as state_mod
-from core.errors import BadInput
-from core.rotation.executor import Progress
+from core.config.record import client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.errors import BadInput
 from core.remote.ssh import SshPool
+from core.rotation import engine, kinds
+from core.rotation.model import Progress
 
 
 def parse_now(text: str | None) -> dt.datetime | None:
@@ -88,7 +88,7 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "last_error": rotation.get("last_error"),
         "ui_certificate": rotation.get("ui_certificate"),
         "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
-        "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
+        "clients": {client_key(c): rotation.get("clients", {}).get(client_key(c), {})
                     for c in state.inventory.clients},
         "history": state.history,
         **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
@@ -99,9 +99,10 @@ def _start(args: argparse.Namespace) -> int:
     path = Path(args.state)
     with state_mod.locked(path):
         state = state_mod.load(path)
-        if (args.cert or args.key) and args.kind != "ui":
+        takes_files = kinds.get(args.kind).open is not None  # the kind starts from the operator's own files
+        if (args.cert or args.key) and not takes_files:
             raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
-        options = {"cert_path": args.cert, "key_path": args.key} if args.kind == "ui" else {}
+        options = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
         rotation = engine.start(state, args.kind, **options)
         state_mod.save(state)
     print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
@@ -183,7 +184,7 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     status.set_defaults(handler=_status)
 
     start = subparsers.add_parser("start", parents=[state_parent], help="open a rotation")
-    start.add_argument("kind", choices=engine.KINDS, help=" | ".join(engine.KINDS))
+    start.add_argument("kind", choices=kinds.NAMES, help=" | ".join(kinds.NAMES))
     start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
                                       "default [cluster] ui_cert")
     start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")

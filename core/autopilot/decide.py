@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from core.autopilot.policy import AutopilotPolicy
+from core.config.autopilot_policy import AutopilotPolicy
 from core.config.state import State
 
 

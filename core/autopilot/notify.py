@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.autopilot.policy import NotifyTarget
+from core.config.autopilot_policy import NotifyTarget
 from core.config.state import State
 from core.errors import BadInput
 

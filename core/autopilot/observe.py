@@ -17,6 +17,7 @@ from cryptography import x509
 
 from core.autopilot.decide import CertExpiry
 from core.config.inventory import NodeConfig
+from core.config.record import client_key
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError
@@ -84,11 +85,6 @@ def node_expiry(state: State, node: NodeConfig, probe: Probe) -> CertExpiry:
         return CertExpiry(node.name, "node", NODE_CERT, None,
                           problem="no sql_addr to probe and no node.crt issued by certrotate")
     return CertExpiry(node.name, "node", NODE_CERT, issued.not_valid_after_utc, sha256_fingerprint(issued))
-
-
-def client_key(client) -> str:
-    """core.rotation.context.client_key, mirrored so reading expiries stays free of paramiko (the wizard's overview)."""
-    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
 
 
 def client_expiries(state: State) -> list[CertExpiry]:

@@ -22,12 +22,13 @@ from core import pki
 from core.autopilot import decide as decide_mod
 from core.autopilot import notify, observe, windows
 from core.autopilot.notify import Event
-from core.autopilot.policy import AutopilotPolicy
+from core.config.autopilot_policy import AutopilotPolicy
 from core.config import state as state_mod
 from core.config.state import State
 from core.errors import BadInput, CertRotateError
-from core.rotation import engine
-from core.rotation.executor import Progress, Reporter, silent
+from core.config.record import DONE, client_key
+from core.rotation import engine, kinds
+from core.rotation.model import Gate, Progress, Reporter, silent
 
 MAX_ROTATIONS_PER_PASS = 3  # e.g. node certificates finish, then client certificates start and wait
 CRITICAL_DAYS = 7  # like `check --crit-days`: a certificate this close to expiry makes an unrotatable case critical
@@ -54,7 +55,7 @@ def _hash(text: str) -> str:
 
 
 def _all_hosts(state: State) -> tuple[str, ...]:
-    return tuple(n.name for n in state.inventory.nodes) + tuple(observe.client_key(c) for c in state.inventory.clients)
+    return tuple(n.name for n in state.inventory.nodes) + tuple(client_key(c) for c in state.inventory.clients)
 
 
 def _event(state: State, now: dt.datetime, key: str, event: str, summary: str, what_to_do: str, *,
@@ -68,15 +69,20 @@ def _event(state: State, now: dt.datetime, key: str, event: str, summary: str, w
 def _trust_confirmations_pending(state: State) -> list[str]:
     """Clients that got the new CA bundle as files to deliver by hand and are not confirmed yet."""
     records = state.rotation.get("clients", {})
-    return [observe.client_key(c) for c in state.inventory.clients
-            if records.get(observe.client_key(c), {}).get("trust") == engine.DONE
-            and not records.get(observe.client_key(c), {}).get("trust_confirmed")]
+    return [client_key(c) for c in state.inventory.clients
+            if records.get(client_key(c), {}).get("trust") == DONE
+            and not records.get(client_key(c), {}).get("trust_confirmed")]
+
+
+def _rotates_ca(kind: str | None) -> bool:
+    found = kinds.lookup(kind)
+    return bool(found and found.rotates_ca)
 
 
 def _pending(state: State, confirm_key: str | None) -> list[str]:
     records = state.rotation.get("clients", {})
-    return [observe.client_key(c) for c in state.inventory.clients
-            if confirm_key and not records.get(observe.client_key(c), {}).get(confirm_key)]
+    return [client_key(c) for c in state.inventory.clients
+            if confirm_key and not records.get(client_key(c), {}).get(confirm_key)]
 
 
 def _still_waiting(state: State) -> bool:
@@ -95,7 +101,7 @@ def confirmation_event(state: State, now: dt.datetime, items: tuple[str, ...], c
         later = " before the leaf step" if state.phase in ("trust", "wait") else ""
     else:
         what = "a new client certificate and key"
-        later = " before the old CA is retired" if state.rotation.get("kind") in engine.CA_KINDS else ""
+        later = " before the old CA is retired" if _rotates_ca(state.rotation.get("kind")) else ""
     summary = (f"Rotation {rid}: {len(items)} manually delivered client(s) must each get {what} and be restarted"
                f"{later}; autopilot waits for a person to confirm.")
     todo = (f"Deliver the exported files under {state.inventory.cluster.local_certs_dir}/export/<user>/ to "
@@ -137,7 +143,7 @@ def _critical(expiries: list[decide_mod.CertExpiry], hosts: tuple[str, ...], now
     return any(e.not_after is not None and e.not_after <= soon for e in expiries if e.host in hosts)
 
 
-def describe_gate(gate: engine.Gate) -> str:
+def describe_gate(gate: Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}"
     return f"waiting for a person: {gate.reason} ({', '.join(gate.items)})"

@@ -19,15 +19,6 @@ LOOKAHEAD = dt.timedelta(days=400)  # a window further away than this is as good
 LONGEST = dt.timedelta(days=1)  # a window that runs on longer is reported as closing a day from now
 
 
-def window_problem(expression: str) -> str | None:
-    """Why `expression` is not a five-field cron expression, or None."""
-    try:
-        CronSim(expression, dt.datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as error:
-        return f"{expression!r} is not a cron expression (minute hour day month weekday): {error}"
-    return None
-
-
 def explain(expression: str) -> str:
     """cronsim's own words for an expression ("At minute 0 past every hour from 2 through 4 …")."""
     try:

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import BadInput
-from core.pki.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
+from core.pki.keys import KEY_TYPES, check_key_type
 
 PROFILES = ("cockroach", "postgres", "generic")
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
@@ -396,3 +396,12 @@ def resolve_local(path: str, base: Path) -> Path:
     """Relative paths in the state file are relative to its directory; ~ is the operator's home."""
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else base / expanded
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """"host:port" or "[v6]:port" -> (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and "[" not in address):
+        raise BadInput(f"{address!r} is not a host:port address (IPv6 as [addr]:port).")
+    return host, int(port)

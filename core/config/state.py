@@ -30,10 +30,10 @@ from typing import Any, Iterator
 import tomli_w
 
 from core import files
+from core.config.autopilot_policy import AutopilotPolicy, parse_policy, policy_to_toml
+from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
-from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
-from core.autopilot.policy import AutopilotPolicy, parse_policy, policy_to_toml
 
 SCHEMA = 1
 END_MARKER = "# end of certrotate state"
@@ -49,7 +49,7 @@ class State:
     rotation: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     journal: list[dict[str, Any]] = field(default_factory=list)
-    policy: AutopilotPolicy | None = None  # the hand-written [autopilot] table (core.autopilot.policy)
+    policy: AutopilotPolicy | None = None  # the hand-written [autopilot] table (core.config.autopilot_policy)
     autopilot: dict[str, Any] = field(default_factory=dict)  # what autopilot records: last run, notifications sent
 
     @property

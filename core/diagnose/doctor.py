@@ -29,16 +29,23 @@ from typing import Callable, ClassVar, NamedTuple
 from cryptography import x509
 
 from core import files
-
-from core.remote import probes
-from core.pki.bundle import parse_bundle, parse_certificates
-from core.tools.cert_commands import client_signing_ca_path, load_ca
-from core.pki.certs_dir import CA_CERT, NODE_CERT, UI_CERT, client_cert_name, client_key_name, key_permission_problem
-from core.errors import BadInput, CertRotateError
 from core.config.inventory import NodeConfig, resolve_local
-from core.pki.keys import key_matches_certificate, load_private_key
+from core.errors import BadInput, CertRotateError
 from core.pki import Issued, sha256_fingerprint
+from core.pki.bundle import parse_bundle, parse_certificates
+from core.pki.certs_dir import (
+    CA_CERT,
+    NODE_CERT,
+    UI_CERT,
+    client_cert_name,
+    client_key_name,
+    client_signing_ca_path,
+    key_permission_problem,
+    load_ca,
+)
 from core.pki.checks import check_chain
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.remote import probes
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 DEFAULT_WARN_DAYS = 30

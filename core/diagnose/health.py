@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from core.remote import probes
-from core.pki.certs_dir import list_certs_dir
-from core.errors import CertRotateError
 from core.config.inventory import resolve_local
 from core.config.state import State
+from core.errors import CertRotateError
+from core.pki.certs_dir import list_certs_dir
+from core.remote import probes
 
 
 @dataclass(frozen=True)

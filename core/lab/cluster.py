@@ -64,15 +64,15 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import tomli_w
 
 from core import pki
+from core.config.inventory import NODE_CERT_LAYOUTS
 from core.errors import BadInput, CertRotateError
 from core.files import write_private, write_public
-from core.config.inventory import NODE_CERT_LAYOUTS
-from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
 from core.lab.console import DEFAULT_HTTP_PORT, LabConsole
 from core.lab.postgres import DEFAULT_SQL_PORT, PostgresServer, connect_tls, default_run_as, initdb_template
 from core.lab.procs import RunAs, is_root
 from core.lab.scratch import ScratchDir
 from core.lab.sshd import DEFAULT_SSH_PORT, SshServer, generate_ed25519_key
+from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
 
 if TYPE_CHECKING:
     import paramiko

@@ -21,8 +21,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from core.errors import CertRotateError
 from core.config.inventory import PROFILES
+from core.errors import CertRotateError
 from core.pki.keys import KEY_TYPES
 
 NODE_FIELDS = (
@@ -83,7 +83,7 @@ def autopilot_table(choice: str, notify: str) -> dict[str, Any] | None:
     """The [autopilot] table for a first-run choice; renewal margins are left to follow the cluster."""
     if choice == "off":
         return None
-    from core.autopilot.policy import policy_to_toml, suggested
+    from core.config.autopilot_policy import policy_to_toml, suggested
     from core.config.inventory import ClusterConfig
 
     table = policy_to_toml(suggested(ClusterConfig(name="new"))) if choice == "nights" else {}
@@ -95,7 +95,7 @@ def autopilot_table(choice: str, notify: str) -> dict[str, Any] | None:
 
 def check_inventory(data: dict[str, Any], source: str) -> None:
     """Raise the one-sentence BadInput core gives for a hand-written file with this content."""
-    from core.autopilot.policy import parse_policy
+    from core.config.autopilot_policy import parse_policy
     from core.config.inventory import parse_inventory
 
     inventory = parse_inventory(data, "", source)
@@ -103,7 +103,7 @@ def check_inventory(data: dict[str, Any], source: str) -> None:
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
-    from core.autopilot.policy import parse_policy
+    from core.config.autopilot_policy import parse_policy
     from core.config import state as state_mod
     from core.config.inventory import parse_inventory
 

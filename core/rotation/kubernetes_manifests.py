@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config.inventory import ClusterConfig, Inventory, NodeConfig, resolve_local
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, NODE_KEY
-from core.config.inventory import ClusterConfig, Inventory, NodeConfig, resolve_local
 
 MANAGED_BY = "certrotate"
 ROTATION_LABEL = "certrotate/rotation-id"

@@ -8,6 +8,7 @@ the file; everything written is.
 
 from __future__ import annotations
 
+import datetime as dt
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,17 @@ class AutopilotPolicy:
         return tuple(parse_target(entry) for entry in self.notify)
 
 
+def window_problem(expression: str) -> str | None:
+    """Why `expression` is not a five-field cron expression (cronsim's reading), or None."""
+    from cronsim import CronSim, CronSimError  # only for files that schedule something
+
+    try:
+        CronSim(expression, dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc))
+    except CronSimError as error:
+        return f"{expression!r} is not a cron expression (minute hour day month weekday): {error}"
+    return None
+
+
 def parse_target(entry: str) -> NotifyTarget:
     kind, _, rest = entry.partition(":")
     if kind in ("webhook", "command"):
@@ -98,8 +110,6 @@ def parse_policy(data: dict[str, Any], text: str, source: str, cluster: ClusterC
     """The [autopilot] table, checked against the cluster it schedules; None when the file has none."""
     if "autopilot" not in data:
         return None
-    from core.autopilot.windows import window_problem  # cronsim only for files that schedule something
-
     r = _Reader(source, text, "autopilot", None, data["autopilot"])
     r.no_unknown(set(FIELDS))
     policy = AutopilotPolicy(
