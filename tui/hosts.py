@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from core.config.inventory import ClientConfig, NodeConfig
-from core.config.record import client_key
+from core.config.record import RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError
@@ -86,16 +86,16 @@ def _bundle_label(state: State, pem: bytes | None, source: str) -> str:
         held = set(bundle.parse_bundle(pem, source).fingerprints)
     except CertRotateError:
         return "unreadable ca.crt"
-    rotation = state.rotation
-    new = rotation.get("new_ca", {}).get("fingerprint")
-    old = set(rotation.get("old_ca_fingerprints", ()))
+    rotation = RotationRecord(state.rotation)
+    new = rotation.new_ca.get("fingerprint")
+    old = set(rotation.old_ca_fingerprints)
     if not old:
         try:
             ws = Workspace(state.base_dir, state.inventory.cluster)
             old = set(bundle.parse_bundle(ws.read_bundle(), "ca.crt").fingerprints)
         except (CertRotateError, OSError):
             old = set()
-        kind = kinds.lookup(rotation.get("kind"))
+        kind = kinds.lookup(rotation.kind)
         if not (kind and kind.rotates_ca and kind.authority == "node") or not new:
             # No second CA in play: the question is only whether the host has the operator's bundle.
             return "current" if held and held == old else "differs from local ca.crt"

@@ -15,11 +15,11 @@ from typing import Any
 
 from core import pki
 from core.config import state as state_mod
-from core.config.record import client_key
+from core.config.record import RotationRecord, client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
 from core.errors import BadInput
 from core.remote.ssh import SshPool
-from core.rotation import engine, kinds
+from core.rotation import engine, kinds, proof_record
 from core.rotation.model import Progress
 
 
@@ -64,7 +64,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  node {name}: {steps or 'not started'}")
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
-            print(f"  client {name}: {steps or 'not started'}")
+            proof = proof_record.label(record)
+            print(f"  client {name}: {steps or 'not started'}" + (f"; {proof}: {record.get('proof_detail', '')}" if proof else ""))
         for region, record in summary.get("kubernetes", {}).items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
             print(f"  region {region}: {steps}")
@@ -77,22 +78,31 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def status_summary(state: state_mod.State) -> dict[str, Any]:
-    rotation = state.rotation
+    rotation = RotationRecord(state.rotation)
     return {
         "cluster": state.inventory.cluster.name,
         "phase": state.phase,
-        "rotation_id": rotation.get("id"),
-        "kind": rotation.get("kind"),
-        "started": rotation.get("started"),
-        "wait_until": rotation.get("wait_until"),
-        "last_error": rotation.get("last_error"),
-        "ui_certificate": rotation.get("ui_certificate"),
-        "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
-        "clients": {client_key(c): rotation.get("clients", {}).get(client_key(c), {})
-                    for c in state.inventory.clients},
+        "rotation_id": rotation.id,
+        "kind": rotation.kind,
+        "started": rotation.started,
+        "wait_until": rotation.wait_until,
+        "last_error": rotation.last_error or None,
+        "ui_certificate": rotation.ui_certificate,
+        "nodes": {n.name: rotation.node(n.name).data for n in state.inventory.nodes},
+        "clients": {client_key(c): rotation.client(client_key(c)).data for c in state.inventory.clients},
+        "client_proofs": _client_proofs(state),
         "history": state.history,
-        **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
+        **({"kubernetes": rotation.regions} if state.inventory.cluster.on_kubernetes else {}),
     }
+
+
+def _client_proofs(state: state_mod.State) -> dict[str, Any]:
+    """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
+    if not state.rotation and state.history:
+        return dict(state.history[-1].get("client_proofs", {}))
+    records = state.rotation.get("clients", {})
+    return {client_key(c): proof_record.proof_of(records.get(client_key(c), {}))
+            for c in state.inventory.clients if c.delivered_over_ssh}
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from core.config.inventory import ClusterConfig, NodeConfig
 from core.config.record import DONE, FAILED, HostRecord, RotationRecord, client_key, confirm_key_for
 from core.config.state import State
-from core.rotation import kinds
+from core.rotation import kinds, proof_record
 from core.rotation.kinds import Kind
 
 STAGES = kinds.FULL_PHASES
@@ -40,6 +40,8 @@ def kind_title(name: str | None) -> str:
 
 def current_confirm_key(state: State) -> str | None:
     """Which confirmation the current phase collects."""
+    if state.phase == "retire":
+        return proof_record.retire_confirm_key(state)
     return confirm_key_for(state.phase)
 
 
@@ -192,6 +194,13 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "Each client below got its new certificate as files to deliver by hand; confirm that it "
                         "has them and was restarted before the old CA is retired.", items=tuple(pending),
                         last_error=error)
+    unproven = proof_record.unproven_clients(state)
+    if unproven and state.phase == "retire":
+        return NextStep("confirm", "Retire without a client-side proof?",
+                        "No TLS handshake from these clients' hosts proved their new certificates (no openssl or "
+                        "psql there, or the handshake failed; see the host table). Tick a client only if you know "
+                        "it connects with its new files; retiring the old CA then goes ahead.", items=tuple(unproven),
+                        last_error=error)
     return NextStep("run", "Run the retire step",
                     f"Upload the bundle without the old CA to {hosts}, reload, and verify that every node "
                     "trusts the new CA and no longer the old one.", last_error=error)
@@ -247,19 +256,21 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
         if not client.ssh_host:
             delivery = ""
             confirm_key = current_confirm_key(state)
+            confirm_key = "leaf_confirmed" if confirm_key == proof_record.WAIVER_KEY else confirm_key
             if confirm_key and record.confirmed(confirm_key):
                 delivery = "confirmed"
             elif confirm_key and record.done("leaf" if confirm_key == "leaf_confirmed" else "trust"):
                 delivery = "to confirm"
-        rows.append(RecordedHost(key, "client", address, _steps(record, kind), _last_action(state, key), delivery))
+        steps = _steps(record, kind)
+        if proof_record.label(record.data):
+            steps += f" · {proof_record.label(record.data)}"
+        rows.append(RecordedHost(key, "client", address, steps, _last_action(state, key), delivery))
     return rows
 
 
 def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
     """Where a node without SSH lives: its namespace and StatefulSet."""
-    from core.rotation.deliveries import (
-        kubernetes_manifests as kubernetes,  # only Kubernetes clusters pay for it at start-up
-    )
+    from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
 
     return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
 

@@ -32,6 +32,7 @@ import tomli_w
 from core import files
 from core.config.autopilot_policy import AutopilotPolicy, parse_policy, policy_to_toml
 from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
+from core.config.record import RotationRecord
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
 
@@ -58,7 +59,7 @@ class State:
 
     @property
     def phase(self) -> str:
-        return self.rotation.get("phase", "idle") if self.rotation else "idle"
+        return RotationRecord(self.rotation).phase
 
     def record(self, action: str, *, at: dt.datetime, host: str = "", path: str = "", sha256: str = "", detail: str = "") -> None:
         """Append to the journal: what, where, which content, when. Never key material."""

@@ -18,7 +18,7 @@ from core import pki
 from core.config import state as state_mod
 from core.config.inventory import ClientConfig, NodeConfig
 from core.config.profiles import profile_for
-from core.config.record import RotationRecord, client_key
+from core.config.record import HostRecord, RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError, StepFailed
@@ -57,8 +57,9 @@ class Run:
         self.report = report
         self.ws = Workspace(state.base_dir, state.inventory.cluster)
         self.rotation = state.rotation
-        self.rid: str = self.rotation["id"]
-        self.kind: Kind = kinds.get(self.rotation["kind"])
+        record = RotationRecord(self.rotation)
+        self.rid: str = record.id
+        self.kind: Kind = kinds.get(record.kind)
         self.authority = authority_for(self.ws, self.kind.authority)  # the CA (bundle file, key) it works on
         self.delivery = delivery  # how files reach the nodes (core.rotation.deliveries), chosen by the engine
         self.plans: dict[str, list[str]] = {}
@@ -82,11 +83,18 @@ class Run:
 
     def node_record(self, name: str) -> dict[str, Any]:
         with self.lock:
-            return self.rotation.setdefault("nodes", {}).setdefault(name, {})
+            return self.record_view().node_data(name)
 
     def client_record(self, client: ClientConfig) -> dict[str, Any]:
         with self.lock:
-            return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+            return self.record_view().client_data(client_key(client))
+
+    def node(self, name: str) -> HostRecord:
+        """A node's record as a view whose writes take this run's lock."""
+        return HostRecord(self.node_record(name), self.lock)
+
+    def client(self, client: ClientConfig) -> HostRecord:
+        return HostRecord(self.client_record(client), self.lock)
 
     def update_record(self, record: dict[str, Any], **values: Any) -> None:
         with self.lock:
@@ -95,7 +103,7 @@ class Run:
     def failure(self, sentence: str) -> StepFailed:
         """The failure as the state file records it (the wizard shows `last_error`) and as it is raised."""
         with self.lock:
-            self.rotation["last_error"] = sentence
+            self.record_view().last_error = sentence
         self.save()
         return StepFailed(sentence)
 
@@ -146,7 +154,7 @@ class Run:
                     failures.append(error)
                     self.report(Progress(name(host), step, "failed", str(error)))
                     with self.lock:
-                        self.rotation["last_error"] = str(error)
+                        self.record_view().last_error = str(error)
                 self.save()
         if not failures:
             return

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from core import files, pki
-from core.config.record import client_key, confirm_key_for, opened, rotation_id_for
+from core.config.record import RotationRecord, client_key, confirm_key_for, opened, rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import BadInput
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
 from core.remote.ssh import SshPool
-from core.rotation import deliveries, kinds, lifecycle
+from core.rotation import client_proof, deliveries, kinds, lifecycle, proof_record
 from core.rotation import signers as signers_mod
 from core.rotation.clients import (
     check_clients_hold_new_leaves,
@@ -157,7 +157,7 @@ def _first_bundles(run: Run, signers: signers_mod.LeafSigners | None) -> dict[st
 
 def phase_retire(run: Run) -> Gate | None:
     rotated = signers_mod.rotation_bundles(run)
-    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
+    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted") or client_proof.retire_gate(run)
     if gate:
         return gate
     run.delivery.check_retire_safe(run)
@@ -189,7 +189,7 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
         return Outcome("idle", finished=False)
     delivery = deliveries.for_cluster(state.inventory.cluster)
     run = Run(state, pool, now=now, yes=yes, dry_run=dry_run, report=report, delivery=delivery)
-    run.rotation.pop("last_error", None)
+    run.record_view().last_error = None
     while state.rotation:
         phase = state.phase
         step = delivery.pending_step(state) or PHASE_STEPS[phase]
@@ -221,11 +221,13 @@ def confirm(state: State, items: list[str], confirm_key: str | None = None) -> N
     for item in items:
         if item not in clients:
             raise BadInput(f"No client {item!r} in the inventory.")
-        state.rotation.setdefault("clients", {}).setdefault(item, {})[key] = True
+        RotationRecord(state.rotation).client_data(item)[key] = True
         state.record(f"confirmed {key}", at=pki.utcnow(), host=item, detail="operator")
 
 
 def current_confirm_key(state: State) -> str | None:
+    if state.phase == "retire":
+        return proof_record.retire_confirm_key(state)  # deliveries first, then waivers of missing client proofs
     return confirm_key_for(state.phase)
 
 

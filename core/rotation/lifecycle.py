@@ -14,11 +14,12 @@ from core.config.record import history_entry
 from core.errors import CertRotateError
 from core.pki import bundle
 from core.remote import remote_files
+from core.rotation import proof_record
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
 
 
 def enter_phase(run: Run, phase: str, detail: str = "") -> None:
-    run.rotation["phase"] = phase
+    run.record_view().enter(phase)
     run.record(f"phase {phase}", **({"detail": detail} if detail else {}))
     run.save()
 
@@ -26,15 +27,16 @@ def enter_phase(run: Run, phase: str, detail: str = "") -> None:
 def enter_wait(run: Run) -> None:
     """The trust rollout is done: the leaf step may come `leaf_delay_days` from now."""
     finished = pki.utcnow()
-    run.rotation["trust_done_at"] = finished
-    run.rotation["wait_until"] = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
-    enter_phase(run, "wait", f"leaf rotation not before {run.rotation['wait_until']:%Y-%m-%d %H:%M} UTC")
+    until = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
+    run.record_view().enter_wait(finished, until)
+    run.record("phase wait", detail=f"leaf rotation not before {until:%Y-%m-%d %H:%M} UTC")
+    run.save()
 
 
 def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
     """Every node holds `final`: the local bundle follows, the inventory names the new CA key, the rotation ends."""
     files.write_public(run.authority.local_bundle, final, overwrite=True)
-    new_key = run.rotation["new_ca"]["key"]
+    new_key = run.record_view().new_ca["key"]
     state = run.state
     state.inventory = dataclasses.replace(
         state.inventory, cluster=dataclasses.replace(state.inventory.cluster, **{run.authority.key_field: new_key}))
@@ -44,7 +46,7 @@ def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
 
 def finish(run: Run, outcome: str) -> None:
     """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
-    run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome))
+    run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome) | proof_record.history_entry(run.rotation))
     run.record("finished", detail=f"{run.kind.name} rotation {run.rid}: {outcome}")
     # The backups hold the old private keys; once the rotation is over nothing may restore them.
     for host in ssh_hosts(run.inventory):

@@ -56,7 +56,7 @@ def restore_everything(run: Run) -> None:
     if before.exists():
         files.write_public(run.authority.local_bundle, before.read_bytes(), overwrite=True)
     if failures:
-        run.rotation["last_error"] = failures[0]
+        run.record_view().last_error = failures[0]
         run.save()
         raise StepFailed(f"rollback: {failures[0]}" + (f" ({len(failures) - 1} more)" if len(failures) > 1 else ""))
 

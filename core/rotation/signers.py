@@ -44,12 +44,8 @@ def new_ca(run: Run) -> pki.Issued:
         name = f"{authority.common_name} {run.rid}"
     ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
                    now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
-    if not run.dry_run and "new_ca" not in run.rotation:
-        run.rotation["new_ca"] = {
-            "fingerprint": ca.fingerprint,
-            "key": run.ws.relative(key_path),
-            "cert": run.ws.relative(cert_path),
-        }
+    if not run.dry_run and run.record_view().note_new_ca(ca.fingerprint, run.ws.relative(key_path),
+                                                         run.ws.relative(cert_path)):
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
         run.save()
     run.executor.probe_cas[ca.fingerprint] = ca
@@ -98,8 +94,7 @@ def rotation_bundles(run: Run) -> RotationBundles:
     old_bundle = bundle.parse_bundle(before, run.ws.relative(authority.local_bundle))
     combined = bundle.combine(ca.cert_pem, before)
     if not run.dry_run:
-        run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
-        run.rotation["combined_bundle_sha256"] = hashlib.sha256(combined).hexdigest()
+        run.record_view().note_bundles(old_bundle.fingerprints, hashlib.sha256(combined).hexdigest())
     return RotationBundles(combined, old_bundle, ca)
 
 

@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config.inventory import NodeConfig
+from core.config.record import RotationRecord
 from core.config.state import State
 from core.errors import CertRotateError
 from core.rotation import kinds
@@ -215,9 +216,7 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        from core.rotation.deliveries import (
-            kubernetes_manifests as kubernetes,  # imported on use: start-up stays light for SSH clusters
-        )
+        from core.rotation import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
@@ -236,7 +235,7 @@ class HomeScreen(Screen):
         if result is not None:
             error, summary = result
             state = self.app.state
-            if error and state is not None and state.rotation.get("last_error") == error:
+            if error and state is not None and RotationRecord(state.rotation).last_error == error:
                 self.say("The step stopped; the reason is under Next above.", error=True)
             else:
                 self.say(summary, error=bool(error))

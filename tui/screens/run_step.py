@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
+from core.config.record import RotationRecord
 from core.config.state import State
 from core.errors import CertRotateError
 from core.rotation import kinds
@@ -37,7 +38,7 @@ def _host_count(state: State, step: str) -> int:
     if step == "rollback":
         return len(nodes) + sum(1 for c in clients if c.delivered_over_ssh)
     if step == "leaf":
-        kind = kinds.get(state.rotation.get("kind"))
+        kind = kinds.get(RotationRecord(state.rotation).kind)
         with_nodes, with_clients = kind.leaf_hosts(state.inventory.cluster)
         return (len(nodes) if with_nodes else 0) + (len(clients) if with_clients else 0)
     return len(nodes) + len(clients)

@@ -28,7 +28,7 @@ from typing import Any
 
 from core import files, pki
 from core.config.inventory import NodeConfig
-from core.config.record import client_key
+from core.config.record import RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import LeafFiles, ensure_node_leaf
 from core.errors import BadInput, CertRotateError, StepFailed
@@ -69,7 +69,7 @@ class Expectation:
 
 def _record(run: Run, region: str) -> dict[str, Any]:
     with run.lock:
-        return run.rotation.setdefault("kubernetes", {}).setdefault(region, {})
+        return run.record_view().region_data(region)
 
 
 def rollback_pending(rotation: dict[str, Any]) -> bool:
@@ -134,11 +134,11 @@ def _write(run: Run, target: k8s.RegionTarget, manifest: k8s.SecretManifest, **r
 def _note_served_before(run: Run, target: k8s.RegionTarget) -> None:
     """What each node serves before the Secret changes: a restart must bring back the same certificate."""
     for node in target.nodes:
-        record = run.node_record(node.name)
-        if not node.sql_addr or "served_before" in record:
+        record = run.node(node.name)
+        if not node.sql_addr or record.served_before():
             continue
         try:
-            run.update_record(record, served_before=probes.probe_sql(node.sql_addr).fingerprint)
+            record.note_served_before(probes.probe_sql(node.sql_addr).fingerprint)
         except CertRotateError:
             pass  # not reachable from here: the step is then confirmed without verification of this node
 
@@ -186,7 +186,7 @@ def confirm(state: State, items: list[str]) -> list[str]:
         if item not in waiting:
             raise BadInput(f"{item} has no Kubernetes manifest waiting for a confirmation.")
         target, step = waiting[item]
-        record = state.rotation["kubernetes"][target.region]
+        record = RotationRecord(state.rotation).region_data(target.region)
         record.update({step: CONFIRMED, f"{step}_confirmed_at": pki.utcnow()})
         state.record(f"kubernetes {step}: confirmed", at=pki.utcnow(), host=item, detail="operator")
     return others
@@ -211,7 +211,7 @@ def _verify(run: Run, target: k8s.RegionTarget, step: str, expect: Expectation) 
                        f"and statefulset/{target.statefulset} restarted, then confirm again.")
             run.update_record(record, **{step: WRITTEN})
             with run.lock:
-                run.rotation["last_error"] = message
+                run.record_view().last_error = message
             run.record(f"kubernetes {step}: verification failed", host=node.name, detail=str(error))
             run.report(Progress(node.name, step, "failed", str(error)))
             run.save()
@@ -220,17 +220,15 @@ def _verify(run: Run, target: k8s.RegionTarget, step: str, expect: Expectation) 
     now = pki.utcnow()
     run.update_record(record, **{step: DONE, f"{step}_at": now})
     for node in target.nodes:
-        values: dict[str, Any] = {NODE_STEP[step]: DONE, f"{NODE_STEP[step]}_at": now}
-        if step == "promote":
-            values["leaf_fingerprint"] = record.get("promote_leaf_fingerprint")
-        run.update_record(run.node_record(node.name), **values)
+        promoted = {"leaf_fingerprint": record.get("promote_leaf_fingerprint")} if step == "promote" else {}
+        run.node(node.name).mark_done(NODE_STEP[step], now, **promoted)
     run.record(f"kubernetes {step}: done", host=target.gate_item)
     run.save()
 
 
 def _verify_node(run: Run, node: NodeConfig, expect: Expectation, clients: dict[str, pki.Issued]) -> None:
     timeout = run.executor.verify_timeout
-    wanted = expect.served or (run.node_record(node.name).get("served_before") if expect.keep_served else None)
+    wanted = expect.served or (run.node(node.name).served_before() if expect.keep_served else None)
     if wanted:
         seen = probes.wait_for_fingerprint(node.sql_addr, wanted, timeout=timeout)
         if seen != wanted:

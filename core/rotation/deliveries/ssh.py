@@ -28,7 +28,7 @@ from core.rotation import lifecycle, regions, restore
 from core.rotation import signers as signers_mod
 from core.rotation.context import Run
 from core.rotation.kinds import Kind
-from core.rotation.model import DONE, FAILED, Gate, Outcome, Progress, Reporter
+from core.rotation.model import Gate, Outcome, Progress, Reporter
 from core.rotation.node_change import NodeChange
 from core.rotation.node_leaves import leaf_change, node_leaves
 from core.rotation.plans import TrustCheck, plan_bundle, plan_node_change
@@ -50,7 +50,7 @@ class SshDelivery:
         allowed = {hashlib.sha256(b).hexdigest() for b in allowed_before} | {wanted_sha}
 
         def node_work(node: NodeConfig) -> None:
-            record = run.node_record(node.name)
+            record = run.node(node.name)
             session = run.session(node)
             ca_path = f"{node.certs_dir.rstrip('/')}/{run.authority.bundle_file}"
             facts = run.executor.observe(session, [ca_path], node.sql_addr)
@@ -60,17 +60,15 @@ class SshDelivery:
                     f"the one it is rolling out (it was changed by hand?); compare it with "
                     f"{run.ws.relative(run.authority.local_bundle)} before going on."
                 )
-            if facts.served_fingerprint and "served_before" not in record and not run.dry_run:
-                run.update_record(record, served_before=facts.served_fingerprint)
+            if not run.dry_run:
+                record.note_served_before(facts.served_fingerprint)
             actions = plan_bundle(node.name, node.certs_dir, facts, bundle_pem, reload=run.reload_command(node),
                                   sql_addr=node.sql_addr, checks=checks, backup_id=f"{run.rid}.{step}",
-                                  verified=record.get(step) == DONE, bundle_file=run.authority.bundle_file)
+                                  verified=record.done(step), bundle_file=run.authority.bundle_file)
             run.report(Progress(node.name, step, "running", "starting"))
             run.execute(node.name, session, actions, step)
             if not run.dry_run:
-                if record.get(step) != DONE or record.get(f"{step}_bundle_sha256") != wanted_sha:
-                    run.update_record(record, **{step: DONE, f"{step}_at": pki.utcnow(),
-                                                 f"{step}_bundle_sha256": wanted_sha})
+                record.mark_done(step, pki.utcnow(), **{f"{step}_bundle_sha256": wanted_sha})
                 run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
 
         _region_by_region(run, step, node_work)
@@ -97,15 +95,15 @@ class SshDelivery:
     def check_retire_safe(self, run: Run) -> None:
         """Retiring is safe only when every node serves its new leaf (checked, not only recorded)."""
         for node in run.inventory.nodes:
-            record = run.node_record(node.name)
+            record = run.node(node.name)
             if not run.kind.renews_node_cert:
                 # node.crt comes from the node CA and stays; only client.node.crt depends on the client CA.
-                if run.kind.node_leaves(run.inventory.cluster) and record.get("leaf") != DONE:
+                if run.kind.node_leaves(run.inventory.cluster) and not record.done("leaf"):
                     raise StepFailed(f"{node.name} has no new {CLIENT_NODE_CERT} recorded; the old client CA "
                                      "cannot be retired yet.")
                 continue
-            expected = record.get("leaf_fingerprint")
-            if record.get("leaf") != DONE or not expected:
+            expected = record.leaf_fingerprint
+            if not record.done("leaf") or not expected:
                 raise StepFailed(f"{node.name} has no new certificate recorded; the old CA cannot be retired yet.")
             if node.sql_addr:
                 served = probe_sql(node.sql_addr).fingerprint
@@ -174,7 +172,7 @@ def _served_before_upload(node: NodeConfig, change: NodeChange) -> str:
 
 def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
     """One node's change: upload as one, reload once, verify; its previous files back on failure."""
-    record = run.node_record(node.name)
+    record = run.node(node.name)
     session = run.session(node)
     base = node.certs_dir.rstrip("/")
     probe = change.probe
@@ -185,12 +183,12 @@ def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
                                     served_fingerprint=_served_before_upload(node, change))
     else:
         facts = run.executor.observe(session, paths, address, direct_tls=probe.direct_tls)
-    if probe.must_answer and probe.served_before_key not in record and not run.dry_run:
-        run.update_record(record, **{probe.served_before_key: facts.served_fingerprint})
+    if probe.must_answer and not run.dry_run:
+        record.note_served_before(facts.served_fingerprint, probe.served_before_key)
     actions = plan_node_change(node.name, node.certs_dir, facts, change.files,
                                change.serves or facts.served_fingerprint, reload=run.reload_command(node),
                                address=address, direct_tls=probe.direct_tls, backup_id=f"{run.rid}.leaf",
-                               verified=record.get("leaf") == DONE, accepted=change.accepted)
+                               verified=record.done("leaf"), accepted=change.accepted)
     run.report(Progress(node.name, "leaf", "running", "starting"))
     try:
         run.execute(node.name, session, actions, "leaf")
@@ -201,16 +199,15 @@ def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
             # A first install has nothing to go back to: the files stay, the node is started next.
             message = f"{named(node.name, error)} Its files are in place; once it runs, run advance again to verify it."
         else:
-            before = record.get(probe.served_before_key) if probe.must_answer else facts.served_fingerprint
+            before = record.served_before(probe.served_before_key) if probe.must_answer else facts.served_fingerprint
             restored = restore.after_failed_step(run, node, session, "leaf", probe, before, change.journal)
             message = f"{named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
-        record["leaf"] = FAILED
-        run.rotation["last_error"] = message
+        record.mark_failed("leaf")
+        run.record_view().last_error = message
         run.record(f"{change.journal} failed", host=node.name, detail=str(error))
         run.save()
         raise StepFailed(message) from None
     if not run.dry_run:
-        if record.get("leaf") != DONE or any(record.get(key) != value for key, value in change.recorded.items()):
-            record.update({"leaf": DONE, "leaf_at": pki.utcnow(), **change.recorded})
+        record.mark_done("leaf", pki.utcnow(), **change.recorded)
         run.report(Progress(node.name, "leaf", "ok", change.done_text))
         run.save()
