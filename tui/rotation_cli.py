@@ -185,11 +185,17 @@ def _check(args: argparse.Namespace) -> int:
         findings = health.check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
     else:
         findings = health.check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+    code = exit_code(findings)
+    if args.format != "text":
+        from tui.autopilot_cli import print_check
+
+        print_check(args, findings, code)
+        return code
     for finding in findings:
         print(health.line(finding))
     if not findings:
         print("OK: nothing due, nothing expiring.")
-    return exit_code(findings)
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
@@ -221,4 +227,6 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     check.add_argument("--certs-dir", help="check this certs dir instead of the state file's cluster")
     check.add_argument("--warn-days", type=int, default=30)
     check.add_argument("--crit-days", type=int, default=7)
+    check.add_argument("--format", choices=("text", "json", "prometheus"), default="text",
+                       help="json: one object; prometheus: node_exporter textfile format (certrotate_* metrics)")
     check.set_defaults(handler=_check)

@@ -52,6 +52,7 @@ class HomeScreen(Screen):
         yield Static(id="cluster-title")
         yield PhaseTimeline(id="timeline")
         yield NextStepPanel(id="next-step")
+        yield Static(id="autopilot")
         yield Static(id="message")
         yield Label("Hosts", classes="section-title")
         yield HostTable(id="hosts")
@@ -94,12 +95,24 @@ class HomeScreen(Screen):
         panel.clock = self.app.clock
         panel.step = view.next_step(state, self.app.now(), self._served())
         self.query_one(HostTable).show_recorded(view.recorded_hosts(state))
+        self.show_autopilot(state)
         self.sub_title = f"{cluster.name} — phase {state.phase}"
         self.refresh_bindings()
 
     def _served(self) -> dict:
         """When the certificate each node served at the last host refresh ends."""
         return {key: host.served_not_after for key, host in self.query_one(HostTable).observed.items()}
+
+    def show_autopilot(self, state: State) -> None:
+        """The autopilot line (policy, window, next, last run), only for a state file with [autopilot]."""
+        table = self.query_one(HostTable)
+        served = {key: (seen.served_not_after, seen.served_fingerprint or "")
+                  for key, seen in table.observed.items() if seen.served_not_after is not None}
+        line = view.autopilot_line(state, self.app.now(), served)
+        widget = self.query_one("#autopilot", Static)
+        widget.display = line is not None
+        if line is not None:
+            widget.update(Text(line.text()))
 
     @on(DataTable.RowHighlighted, "#hosts")
     def show_host_detail(self) -> None:
