@@ -14,6 +14,7 @@ import textwrap
 import pytest
 
 from core.autopilot import decide, install, metrics, notify, windows
+from core.findings import WARN
 from core.autopilot.decide import CertExpiry
 from core.config.autopilot_policy import AutopilotPolicy, NotifyTarget
 from core.config import state as state_mod
@@ -228,7 +229,7 @@ def test_prometheus_text_parses_and_holds_a_sample_per_certificate(tmp_path):
     state = _state(tmp_path)
     unreadable = CertExpiry("n2", "node", "node.crt", None, problem="connection refused")
     text = metrics.prometheus_text("prod", state, _expiries(3000, 200, 100) + [unreadable],
-                                   [Finding("warning", "x")], 1).decode()
+                                   [Finding(WARN, "expiry", "x")], 1).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     expiry = families["certrotate_certificate_expiry_timestamp_seconds"].samples
     assert {(s.labels["host"], s.labels["file"]) for s in expiry} == {("n1", "node.crt"), ("app", "client.app.crt")}
