@@ -141,18 +141,41 @@ def _host_field_matches(field: str, name: str) -> bool:
     return matched
 
 
-def known_keys(known_hosts: Path, name: str) -> list[KnownKey]:
-    """Every usable key line of `known_hosts` that applies to `name` (none if the file is absent)."""
-    path = Path(known_hosts).expanduser()
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return []
-    except IsADirectoryError:
-        raise BadInput(f"known_hosts {path} is a directory; point known_hosts at a file.") from None
-    except OSError as exc:
-        raise BadInput(f"Cannot read known_hosts {path}: {exc.strerror}.") from None
-    found = []
+@dataclass(frozen=True)
+class _Line:
+    """One usable key line of a known_hosts file, parsed once."""
+
+    number: int
+    marker: str
+    host_field: str
+    key_type: str
+    key_blob: bytes
+
+
+@dataclass(frozen=True)
+class _ParsedFile:
+    """A known_hosts file's key lines, with the plain host names indexed: a run over many nodes
+    looks every node up twice (key types, then the key), and re-reading and matching the whole
+    file each time would cost each node as much as the file has lines."""
+
+    stamp: tuple[int, int, int]  # st_ino, st_size, st_mtime_ns: any change reads the file again
+    by_name: dict[str, tuple[_Line, ...]]  # lines whose host field is one or more plain names
+    patterns: tuple[_Line, ...]  # lines with wildcards, negations or hashed names: matched one by one
+
+    def matching(self, name: str) -> list[_Line]:
+        lines = list(self.by_name.get(name.lower(), ()))
+        lines += [line for line in self.patterns if _host_field_matches(line.host_field, name)]
+        return sorted(lines, key=lambda line: line.number)
+
+
+_parsed: dict[Path, _ParsedFile] = {}
+_parsed_lock = threading.Lock()
+_PLAIN = re.compile(r"[^*?!|,]+")
+
+
+def _parse(text: str, stamp: tuple[int, int, int]) -> _ParsedFile:
+    by_name: dict[str, list[_Line]] = {}
+    patterns: list[_Line] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
@@ -162,14 +185,54 @@ def known_keys(known_hosts: Path, name: str) -> list[KnownKey]:
             marker, fields = fields[0], fields[1:]
             if marker not in ("@revoked",):
                 continue  # @cert-authority: host certificates are not checked by paramiko
-        if len(fields) < 3 or not _host_field_matches(fields[0], name):
+        if len(fields) < 3:
             continue
         try:
             blob = base64.b64decode(fields[2], validate=True)
         except (binascii.Error, ValueError):
             continue
-        found.append(KnownKey(number, marker, fields[1], blob))
-    return found
+        parsed = _Line(number, marker, fields[0], fields[1], blob)
+        names = fields[0].split(",")
+        if all(_PLAIN.fullmatch(name) for name in names):
+            for name in dict.fromkeys(name.lower() for name in names):
+                by_name.setdefault(name, []).append(parsed)
+        else:
+            patterns.append(parsed)
+    return _ParsedFile(stamp, {name: tuple(lines) for name, lines in by_name.items()}, tuple(patterns))
+
+
+def _parsed_file(path: Path) -> _ParsedFile | None:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise BadInput(f"Cannot read known_hosts {path}: {exc.strerror}.") from None
+    stamp = (info.st_ino, info.st_size, info.st_mtime_ns)
+    with _parsed_lock:
+        cached = _parsed.get(path)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise BadInput(f"known_hosts {path} is a directory; point known_hosts at a file.") from None
+    except OSError as exc:
+        raise BadInput(f"Cannot read known_hosts {path}: {exc.strerror}.") from None
+    parsed = _parse(text, stamp)
+    with _parsed_lock:
+        _parsed[path] = parsed
+    return parsed
+
+
+def known_keys(known_hosts: Path, name: str) -> list[KnownKey]:
+    """Every usable key line of `known_hosts` that applies to `name` (none if the file is absent)."""
+    parsed = _parsed_file(Path(known_hosts).expanduser())
+    if parsed is None:
+        return []
+    return [KnownKey(line.number, line.marker, line.key_type, line.key_blob) for line in parsed.matching(name)]
 
 
 def preferred_host_key_types(known: list[KnownKey], offered: tuple[str, ...] | list[str]) -> list[str]:

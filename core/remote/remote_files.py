@@ -40,7 +40,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import paramiko
-from paramiko.sftp import CMD_EXTENDED, CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_FSETSTAT,
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_WRITE,
+)
 
 from core.errors import BadInput, StepFailed
 from core.remote.ssh import HostSession, HostTimeout, check_remote_path, one_line
@@ -277,9 +286,13 @@ def file_sha256(session: HostSession, path: str, *, timeout: float | None = None
     _check_path(path)
     with session.step(f"hashing {path}", timeout):
         sftp = session.sftp()
-        if _lstat(session, sftp, path) is None:
-            return None
-        return hashlib.sha256(_read(session, sftp, path)).hexdigest()
+        try:
+            with sftp.open(path, "rb") as handle:
+                return hashlib.sha256(handle.read()).hexdigest()
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) or exc.errno == errno.ENOENT:
+                return None  # one open tells both whether it exists and what it holds
+            raise _failure(session, exc, "reading", path) from None
 
 
 def stat(session: HostSession, path: str, *, timeout: float | None = None) -> RemoteStat | None:
@@ -325,13 +338,44 @@ def _temp_name(directory: str) -> str:
 
 
 def _open_exclusive(sftp: paramiko.SFTPClient, path: str, mode: int) -> paramiko.SFTPFile:
-    """SFTP open with O_CREAT|O_EXCL and the mode in the request, so no byte is ever wider-readable."""
+    """SFTP open with O_CREAT|O_EXCL and the mode in the request, so no byte is ever wider-readable.
+
+    Opened for reading too, so the read-back check goes through the same handle: no second
+    open and close per file (each is a round trip to the host)."""
     attrs = paramiko.SFTPAttributes()
     attrs.st_mode = mode
-    kind, message = sftp._request(CMD_OPEN, path, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL, attrs)
+    flags = SFTP_FLAG_READ | SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+    kind, message = sftp._request(CMD_OPEN, path, flags, attrs)
     if kind != CMD_HANDLE:
         raise paramiko.SFTPError("Expected handle")
-    return paramiko.SFTPFile(sftp, message.get_binary(), "wb", bufsize=0)
+    return paramiko.SFTPFile(sftp, message.get_binary(), "r+b", bufsize=0)
+
+
+def _set_mode_and_owner(session: HostSession, handle: paramiko.SFTPFile, target: str, mode: int,
+                        owner: tuple[int, int] | None, owner_required: bool) -> None:
+    """Mode and owner in one request (sftp-server applies the mode, then the owner); apart only when
+    the owner cannot be given, to tell whether that matters."""
+    if owner is not None and min(owner) >= 0:
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_mode = mode
+        attrs.st_uid, attrs.st_gid = owner
+        try:
+            handle.sftp._request(CMD_FSETSTAT, handle.handle, attrs)
+            if mode & 0o6000:
+                handle.chmod(mode)  # chown clears set-id bits on some systems
+            return
+        except OSError:
+            pass
+    handle.chmod(mode)  # the server's umask may have narrowed the mode given at open
+    if owner is None:
+        return
+    attrs = handle.stat()
+    if (attrs.st_uid, attrs.st_gid) != owner and owner_required:
+        raise StepFailed(
+            f"{session.label}: as {session.endpoint.user} certrotate cannot give the new "
+            f"{target} its owner (uid {owner[0]}, gid {owner[1]}), who could not read it with "
+            f"mode {mode:04o}, so it was left unchanged; log in as root (ssh_user) to replace it."
+        )
 
 
 def _write_temp(
@@ -367,20 +411,7 @@ def _write_temp(
     written = 0
     try:
         with handle:
-            handle.chmod(mode)  # the server's umask may have narrowed the mode given at open
-            if owner is not None:
-                attrs = handle.stat()
-                if (attrs.st_uid, attrs.st_gid) != owner:
-                    try:
-                        handle.chown(*owner)
-                        handle.chmod(mode)  # chown clears set-id bits on some systems
-                    except OSError:
-                        if owner_required:
-                            raise StepFailed(
-                                f"{session.label}: as {session.endpoint.user} certrotate cannot give the new "
-                                f"{target} its owner (uid {owner[0]}, gid {owner[1]}), who could not read it with "
-                                f"mode {mode:04o}, so it was left unchanged; log in as root (ssh_user) to replace it."
-                            ) from None
+            _set_mode_and_owner(session, handle, target, mode, owner, owner_required)
             for start in range(0, len(content), CHUNK):
                 handle.write(content[start : start + CHUNK])
                 written = start + len(content[start : start + CHUNK])
@@ -388,6 +419,12 @@ def _write_temp(
                 sftp._request(CMD_EXTENDED, "fsync@openssh.com", handle.handle)
             except (OSError, paramiko.SSHException):
                 pass  # servers without the extension: the directory sync below is our best
+            # Read back what the host holds (the temp is new, so it cannot hold more than we sent).
+            handle.seek(0)
+            try:
+                back = handle.read(len(content)) if content else b""
+            except OSError as exc:
+                raise _failure(session, exc, "reading back", temp) from None
     except StepFailed:
         raise
     except OSError as exc:
@@ -399,7 +436,6 @@ def _write_temp(
                 f"is full (df -h {directory})."
             ) from None
         raise failure from None
-    back = _read(session, sftp, temp)
     if hashlib.sha256(back).digest() != hashlib.sha256(content).digest():
         raise StepFailed(
             f"{session.label}: {target} did not arrive intact (read back {len(back)} of {len(content)} bytes, "
@@ -455,9 +491,12 @@ def _plan(
     session: HostSession,
     sftp: paramiko.SFTPClient,
     file: RemoteFile,
+    seen: dict[str, RemoteStat | None] | None = None,
 ) -> _Replacement:
+    """How to replace one file; `seen` holds lstat results the backup took moments before in the
+    same host step, so they are not asked for again."""
     path = _check_path(file.path)
-    old = _lstat(session, sftp, path)
+    old = seen[path] if seen and path in seen else _lstat(session, sftp, path)
     if old is not None and not old.is_file:
         raise StepFailed(
             f"{session.label}: {path} is a {old.kind}, not a regular file; certrotate replaces files by "
@@ -605,10 +644,11 @@ def upload_files(
         raise BadInput(f"The same remote path appears twice in one upload to {session.name}.")
     what = "uploading " + ", ".join(paths)
     with session.step(what, timeout):
+        seen: dict[str, RemoteStat | None] = {}
         if rotation_id is not None:
-            backup_files(session, paths, rotation_id)
+            _backup(session, paths, rotation_id, seen)
         sftp = session.sftp()
-        items = [_plan(session, sftp, file) for file in files]
+        items = [_plan(session, sftp, file, seen) for file in files]
         return _replace(session, items)
 
 
@@ -666,6 +706,30 @@ def _ensure_private_dir(session: HostSession, sftp: paramiko.SFTPClient, path: s
             raise _failure(session, exc, "creating the backup directory", path) from None
 
 
+def _ensure_backup_dir(session: HostSession, sftp: paramiko.SFTPClient, certs_dir: str, directory: str) -> bool:
+    """Make the rotation step's backup directory (0700) if needed; True when made just now, so
+    that it holds nothing yet. Made at the first try whenever `.certrotate-backup` is there."""
+    try:
+        sftp.mkdir(directory, 0o700)
+    except OSError:
+        _ensure_private_dir(session, sftp, posixpath.join(certs_dir, BACKUP_DIR_NAME))
+        try:
+            sftp.mkdir(directory, 0o700)
+        except OSError as exc:
+            existing = _lstat(session, sftp, directory)
+            if existing is None:
+                raise _failure(session, exc, "creating the backup directory", directory) from None
+            if not existing.is_dir:
+                raise StepFailed(f"{session.label}: {directory} exists and is not a directory; move it away so "
+                                 "backups can be kept.") from None
+            return False
+    try:
+        sftp.chmod(directory, 0o700)
+    except OSError as exc:
+        raise _failure(session, exc, "creating the backup directory", directory) from None
+    return True
+
+
 def read_manifest(session: HostSession, rotation_id: str, *, timeout: float | None = None) -> BackupManifest | None:
     """The backup manifest of a rotation on this node, or None if nothing was backed up."""
     directory = backup_dir(_certs_dir(session), rotation_id)
@@ -687,8 +751,7 @@ def _read_manifest(session: HostSession, sftp: paramiko.SFTPClient, directory: s
 
 def _write_manifest(session: HostSession, sftp: paramiko.SFTPClient, manifest: BackupManifest) -> None:
     path = posixpath.join(manifest.directory, MANIFEST_NAME)
-    old = _lstat(session, sftp, path)
-    item = _Replacement(path, manifest.to_json(), 0o600, None, False, old)
+    item = _Replacement(path, manifest.to_json(), 0o600, None, False, None)  # renamed over whatever is there
     _replace_without_sync(session, sftp, item)
 
 
@@ -714,18 +777,24 @@ def backup_files(
     Files that do not exist are recorded as such, so `restore` removes them. A file already
     in the manifest is left alone: a re-run must keep the version from before the rotation.
     """
+    return _backup(session, paths, rotation_id, {}, timeout=timeout)
+
+
+def _backup(session: HostSession, paths: Sequence[str], rotation_id: str, seen: dict[str, RemoteStat | None], *,
+            timeout: float | None = None) -> BackupManifest:
+    """backup_files, noting in `seen` what each path's lstat said (the upload plans from it)."""
     certs_dir = _certs_dir(session)
     directory = backup_dir(certs_dir, rotation_id)
     with session.step(f"backing up files into {directory}", timeout), session.files_lock:
         sftp = session.sftp()
-        _ensure_private_dir(session, sftp, posixpath.join(certs_dir, BACKUP_DIR_NAME))
-        _ensure_private_dir(session, sftp, directory)
-        manifest = _read_manifest(session, sftp, directory) or BackupManifest(rotation_id, session.name, directory, {})
+        fresh = _ensure_backup_dir(session, sftp, certs_dir, directory)
+        manifest = (None if fresh else _read_manifest(session, sftp, directory)) or BackupManifest(
+            rotation_id, session.name, directory, {})
         for path in paths:
             _check_path(path)
             if path in manifest.entries:
                 continue
-            current = _lstat(session, sftp, path)
+            current = seen[path] = _lstat(session, sftp, path)
             if current is None:
                 entry = BackupEntry(path, existed=False)
             elif not current.is_file:
@@ -736,7 +805,7 @@ def backup_files(
             else:
                 name = _backup_name(certs_dir, path)
                 backup_path = posixpath.join(directory, name)
-                if _lstat(session, sftp, backup_path) is None:
+                if fresh or _lstat(session, sftp, backup_path) is None:
                     content = _read(session, sftp, path)
                     created: list[str] = []
                     try:

@@ -34,6 +34,7 @@ from typing import Any
 import paramiko
 
 from core.errors import BadInput, CertRotateError, StepFailed
+from core.remote.deadlines import Deadline
 from core.remote.known_hosts import (
     DEFAULT_KNOWN_HOSTS,
     check_host_key,
@@ -267,32 +268,68 @@ def parse_jump(spec: str) -> tuple[str | None, str, int | None]:
     return (user or None), host, port
 
 
-class _Watchdog:
-    """Fires `on_expire` once if the step is still running after `seconds`."""
-
-    def __init__(self, seconds: float, on_expire: Any):
-        self.seconds = seconds
-        self.expires_at = time.monotonic() + seconds
-        self.expired = threading.Event()
-        self._on_expire = on_expire
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.expired.set()
-        with contextlib.suppress(Exception):
-            self._on_expire()
-
-    def remaining(self) -> float:
-        return max(0.0, self.expires_at - time.monotonic())
-
-    def cancel(self) -> None:
-        self._timer.cancel()
-
-
 def _seconds(value: float) -> str:
     return f"{value:g} s"
+
+
+class RunningCommand:
+    """A command started on a host (HostSession.start); `result()` collects its output and exit status."""
+
+    def __init__(self, session: HostSession, command: str, channel: paramiko.Channel,
+                 transport: paramiko.Transport, started: float):
+        self.session = session
+        self.command = command
+        self._channel = channel
+        self._transport = transport
+        self._started = started
+        self._result: CommandResult | None = None
+
+    def result(self) -> CommandResult:
+        if self._result is None:
+            with self.session.step(f"running `{one_line(self.command, 80)}`"):
+                try:
+                    status, stdout, stderr = self._collect()
+                finally:
+                    self._channel.close()
+            self._result = CommandResult(
+                host=self.session.name,
+                command=self.command,
+                exit_status=status,
+                stdout=stdout.decode("utf-8", errors="replace"),
+                stderr=stderr.decode("utf-8", errors="replace"),
+                seconds=round(time.monotonic() - self._started, 3),
+            )
+        return self._result
+
+    def _collect(self) -> tuple[int, bytes, bytes]:
+        """Read until the exit status and EOF are in. Between reads it sleeps on the channel's
+        status event, which paramiko sets when the exit status comes or the channel closes
+        (also when the connection dies, or the step's deadline closes it)."""
+        channel, transport = self._channel, self._transport
+        stdout, stderr = bytearray(), bytearray()
+        while True:
+            while channel.recv_ready():
+                chunk = channel.recv(65536)
+                if len(stdout) < MAX_CAPTURED_OUTPUT:
+                    stdout += chunk
+            while channel.recv_stderr_ready():
+                chunk = channel.recv_stderr(65536)
+                if len(stderr) < MAX_CAPTURED_OUTPUT:
+                    stderr += chunk
+            if channel.exit_status_ready():
+                if channel.eof_received or channel.closed:
+                    if not channel.recv_ready() and not channel.recv_stderr_ready():
+                        break
+                    continue
+                time.sleep(0.001)  # the status came before the end of the output: it follows at once
+            elif not transport.is_active():
+                raise EOFError("connection closed")
+            else:
+                channel.status_event.wait(0.05)
+        status = channel.recv_exit_status()
+        if status == -1 and not transport.is_active():
+            raise EOFError("connection closed before the command's exit status arrived")
+        return status, bytes(stdout), bytes(stderr)
 
 
 class HostSession:
@@ -326,7 +363,7 @@ class HostSession:
             yield
             return
         seconds = timeout if timeout is not None else self.pool.timeouts.step
-        watchdog = _Watchdog(seconds, self._abort)
+        watchdog = Deadline(seconds, self._abort)
         self._local.watchdog = watchdog
         timed_out = HostTimeout(
             f"{self.label} did not answer within {_seconds(seconds)} while {what}; check that the "
@@ -334,13 +371,13 @@ class HostSession:
         )
         try:
             yield
-            if watchdog.expired.is_set():
+            if watchdog.expired:
                 # The watchdog closed the connection under us; whatever the body got is not to be trusted.
                 raise timed_out
         except HostTimeout:
             raise
         except Exception as exc:
-            if watchdog.expired.is_set():
+            if watchdog.expired:
                 raise timed_out from None
             if isinstance(exc, CertRotateError):
                 raise
@@ -580,8 +617,17 @@ class HostSession:
         `timeout` bounds this command (within any enclosing step); it defaults to the step deadline.
         Quote every path you put in `command` with shlex.quote.
         """
-        started = time.monotonic()
         with self.step(f"running `{one_line(command, 80)}`", timeout):
+            return self.start(command, stdin=stdin).result()
+
+    def start(self, command: str, *, stdin: bytes | None = None) -> RunningCommand:
+        """Start `command` and return at once; `.result()` waits for it (within its own step).
+
+        The command runs on a channel of its own, so SFTP work on the same connection can go
+        on meanwhile: the login shell's start-up on the host then costs no extra wall time.
+        """
+        started = time.monotonic()
+        with self.step(f"running `{one_line(command, 80)}`"):
             transport = self.transport()
             try:
                 channel = transport.open_session(timeout=self.remaining())
@@ -603,40 +649,10 @@ class HostSession:
                 if stdin:
                     channel.sendall(stdin)
                 channel.shutdown_write()
-                stdout, stderr = bytearray(), bytearray()
-                while True:
-                    busy = False
-                    if channel.recv_ready():
-                        chunk = channel.recv(65536)
-                        if len(stdout) < MAX_CAPTURED_OUTPUT:
-                            stdout += chunk
-                        busy = True
-                    if channel.recv_stderr_ready():
-                        chunk = channel.recv_stderr(65536)
-                        if len(stderr) < MAX_CAPTURED_OUTPUT:
-                            stderr += chunk
-                        busy = True
-                    if not busy:
-                        if channel.exit_status_ready() and (channel.eof_received or channel.closed):
-                            if not channel.recv_ready() and not channel.recv_stderr_ready():
-                                break
-                        elif not transport.is_active():
-                            raise EOFError("connection closed")
-                        else:
-                            time.sleep(0.01)
-                status = channel.recv_exit_status()
-                if status == -1 and not transport.is_active():
-                    raise EOFError("connection closed before the command's exit status arrived")
-            finally:
+            except BaseException:
                 channel.close()
-        return CommandResult(
-            host=self.name,
-            command=command,
-            exit_status=status,
-            stdout=stdout.decode("utf-8", errors="replace"),
-            stderr=stderr.decode("utf-8", errors="replace"),
-            seconds=round(time.monotonic() - started, 3),
-        )
+                raise
+        return RunningCommand(self, command, channel, transport, started)
 
     def reload(self, command: str, *, timeout: float | None = None) -> CommandResult:
         """Run the node's reload command; a failure becomes one StepFailed sentence."""
