@@ -18,15 +18,19 @@ old ones. Both probes therefore talk TLS to the node the way a client would.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import shutil
 import socket
 import ssl
 import struct
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -105,6 +109,8 @@ class TrustResult:
     trusted: bool
     detail: str
     address: str = ""
+    served_fingerprint: str | None = None  # sha256 of the leaf the node served in that very handshake
+    alert: str | None = None  # the TLS alert of a refusal, e.g. "unknown CA"
 
 
 class _Attempt:
@@ -197,14 +203,72 @@ def _chain_from_certificate_message(message: bytes, tls13: bool) -> list[x509.Ce
     return chain
 
 
-def _client_context(transcript: _Transcript) -> ssl.SSLContext:
+_probe_local = threading.local()
+_HOOKED = hasattr(ssl.SSLContext, "_msg_callback")
+
+
+def _this_threads_transcript(conn, direction, version, content_type, msg_type, data) -> None:
+    """The message callback of every probe context: OpenSSL calls it in the thread doing the
+    handshake, so it hands the message to the transcript of the probe running in that thread."""
+    transcript = getattr(_probe_local, "transcript", None)
+    if transcript is not None:
+        transcript(conn, direction, version, content_type, msg_type, data)
+
+
+@contextlib.contextmanager
+def _listening(transcript: _Transcript) -> Iterator[None]:
+    transcript.hooked = _HOOKED
+    _probe_local.transcript = transcript
+    try:
+        yield
+    finally:
+        _probe_local.transcript = None
+
+
+def _new_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    if hasattr(context, "_msg_callback"):
-        context._msg_callback = transcript  # type: ignore[attr-defined]
-        transcript.hooked = True
+    if _HOOKED:
+        context._msg_callback = _this_threads_transcript  # type: ignore[attr-defined]
     return context
+
+
+class _Contexts:
+    """TLS contexts made once and shared by every probe thread: one without a client certificate,
+    and one per probe client (loading a certificate and key into OpenSSL means writing them to
+    files and parsing them again, which a run probing hundreds of nodes should do once)."""
+
+    MAX_CLIENTS = 16
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._plain: ssl.SSLContext | None = None
+        self._clients: collections.OrderedDict[str, ssl.SSLContext] = collections.OrderedDict()
+
+    def plain(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._plain is None:
+                self._plain = _new_context()
+            return self._plain
+
+    def with_client(self, client: Issued) -> ssl.SSLContext:
+        key = client.fingerprint  # the certificate names its key
+        with self._lock:
+            context = self._clients.get(key)
+            if context is not None:
+                self._clients.move_to_end(key)
+                return context
+        context = _new_context()
+        _load_client_certificate(context, client)
+        with self._lock:
+            self._clients[key] = context
+            while len(self._clients) > self.MAX_CLIENTS:
+                self._clients.popitem(last=False)
+        return context
+
+
+_contexts = _Contexts()
 
 
 @contextlib.contextmanager
@@ -306,7 +370,7 @@ def probe_served_certificate(
     attempt = _Attempt(address, timeout)
     transcript = _Transcript()
     try:
-        with _handshake(attempt, _client_context(transcript), postgres_preamble) as tls:
+        with _listening(transcript), _handshake(attempt, _contexts.plain(), postgres_preamble) as tls:
             leaf_der = tls.getpeercert(binary_form=True)
             version = tls.version() or "unknown"
             unverified = getattr(tls, "get_unverified_chain", None)  # Python 3.13+: DER bytes
@@ -380,9 +444,9 @@ def wait_for_fingerprint(
     return last_seen
 
 
-def make_probe_client(ca: Issued, user: str = PROBE_USER) -> Issued:
-    """A throwaway client certificate signed by `ca`, valid one hour (P-256: quick to make)."""
-    return issue_client(ca, user, key_type="ecdsa-p256", lifetime=dt.timedelta(hours=1))
+def make_probe_client(ca: Issued, user: str = PROBE_USER, key_type: str = "ecdsa-p256") -> Issued:
+    """A throwaway client certificate signed by `ca`, valid one hour (P-256: quick to make and to sign with)."""
+    return issue_client(ca, user, key_type=key_type, lifetime=dt.timedelta(hours=1))
 
 
 def _startup_message(user: str, database: str) -> bytes:
@@ -492,14 +556,21 @@ def probe_trust(
     attempt = _Attempt(address, timeout)
     ca_name = ca.certificate.subject.rfc4514_string()
     transcript = _Transcript()
-    context = _client_context(transcript)
-    _load_client_certificate(context, client or make_probe_client(ca, user))
+    if client is not None:
+        context = _contexts.with_client(client)
+    else:
+        context = _new_context()
+        _load_client_certificate(context, make_probe_client(ca, user))
+    served: str | None = None
 
     def rejected(alert: str) -> TrustResult:
-        return TrustResult(False, f"{address} rejected a client certificate signed by {ca_name} ({alert}).", address)
+        return TrustResult(False, f"{address} rejected a client certificate signed by {ca_name} ({alert}).", address,
+                           served, alert)
 
     try:
-        with _handshake(attempt, context, postgres_preamble) as tls:
+        with _listening(transcript), _handshake(attempt, context, postgres_preamble) as tls:
+            leaf_der = tls.getpeercert(binary_form=True)
+            served = hashlib.sha256(leaf_der).hexdigest() if leaf_der else None
             if postgres_preamble:
                 _send_startup(tls, attempt, user, database)
                 attempt.stage = "before answering the startup message"
@@ -523,32 +594,38 @@ def probe_trust(
             f"{address} did not ask for a client certificate, so it trusts no client CA "
             "(PostgreSQL: ssl_ca_file is not set).",
             address,
+            served,
         )
-    return TrustResult(True, f"{address} accepted a client certificate signed by {ca_name}; then it sent {answer}.", address)
+    return TrustResult(True, f"{address} accepted a client certificate signed by {ca_name}; then it sent {answer}.",
+                       address, served)
 
 
 TRUST_RETRY_SECONDS = 0.3
 
 
 def wait_for_trust(address: str, ca: Issued, trusted: bool, *, timeout: float, client: Issued | None = None,
-                   user: str = PROBE_USER, retry_errors: bool = False) -> TrustResult | str:
+                   user: str = PROBE_USER, retry_errors: bool = False, serves: str | None = None) -> TrustResult | str:
     """Probe until the node's verdict on `ca` is `trusted` or `timeout` passes: the last TrustResult when it
     came, else (the verdict never came) the sentence of what was last seen.
 
     A reload takes a moment to reach the TLS layer, so one probe is not proof. `retry_errors`
     keeps going through probes that reach no verdict (a pod restarting); without it they raise.
+    With `serves` the node must also present that leaf in the same handshake (it reloads its
+    certificate and its CA bundle together); if the verdict comes but the leaf never does, the
+    last TrustResult is returned for the caller to compare.
     """
     deadline = time.monotonic() + timeout
     while True:
+        last_try = time.monotonic() >= deadline
         try:
             result = probe_trust(address, ca, client=client, user=user)
-            if result.trusted == trusted:
+            if result.trusted == trusted and (serves is None or result.served_fingerprint == serves or last_try):
                 return result
             detail = result.detail
         except CertRotateError as error:
             if not retry_errors:
                 raise
             detail = str(error)
-        if time.monotonic() >= deadline:
+        if last_try:
             return detail
         time.sleep(TRUST_RETRY_SECONDS)

@@ -29,6 +29,7 @@ from core.rotation.authority import authority_for
 from core.rotation.executor import Executor
 from core.rotation.kinds import Kind
 from core.rotation.model import Action, ExportFiles, Progress, Reporter, RunCommand, WriteFiles, describe_plan, silent
+from core.rotation.save_pacing import SavePacer
 
 MAX_PARALLEL_HOSTS = 16
 BACKUP_STEPS = ("trust", "leaf", "retire")  # each step backs up into <rotation id>.<step> on the host
@@ -145,6 +146,7 @@ class Run:
         failures: list[CertRotateError] = []
         if not hosts:
             return
+        pacer = SavePacer(self.save)
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(hosts))) as pool:
             futures = {pool.submit(work, host): host for host in hosts}
             for future, host in futures.items():
@@ -155,7 +157,8 @@ class Run:
                     self.report(Progress(name(host), step, "failed", str(error)))
                     with self.lock:
                         self.record_view().last_error = str(error)
-                self.save()
+                pacer.host_done()
+        pacer.now()
         if not failures:
             return
         # A host-key question must reach the caller as itself, so the wizard can ask it.

@@ -20,7 +20,7 @@ from core.errors import CertRotateError, StepFailed
 from core.pki import Issued
 from core.pki.keys import load_private_key
 from core.remote import probes, remote_files
-from core.remote.ssh import HostSession, SshPool
+from core.remote.ssh import CommandResult, HostSession, SshPool
 from core.rotation.model import (
     Action,
     ExpectAccepted,
@@ -33,6 +33,7 @@ from core.rotation.model import (
     WriteFiles,
     silent,
 )
+from core.rotation import trust_probes
 from core.rotation.plans import HostFacts
 
 VERIFY_TIMEOUT = 15.0
@@ -47,8 +48,9 @@ class Executor:
         self.report = report
         self.probe_cas = dict(probe_cas or {})
         self.verify_timeout = verify_timeout
-        self._probe_clients: dict[str, Issued] = {}
+        self.probe_clients = trust_probes.ProbeClients()
         self._swept: set[tuple[str, str]] = set()
+        self.served_seen: dict[str, str] = {}  # host -> the leaf its last trust probe saw it serve
         self._clocks_checked: set[str] = set()
 
     # -- observe -----------------------------------------------------------------------
@@ -57,16 +59,24 @@ class Executor:
                 direct_tls: bool = False) -> HostFacts:
         """Hashes of `paths` on the host and the certificate it serves on `sql_addr` (None if it serves none);
         `direct_tls` for an address that speaks TLS at once (the DB Console's http_addr)."""
-        for directory in sorted({posixpath.dirname(path) for path in paths}):
-            if (session.name, directory) in self._swept:
-                continue
-            for stale in remote_files.remove_stale_temps(session, directory):
-                self.report(Progress(session.name, "observe", "running", f"removed {stale}, left by a run that was killed"))
-            self._swept.add((session.name, directory))
-        if session.name not in self._clocks_checked:
-            self._check_clock(session)
+        # The clock is read by a command whose login shell starts while the SFTP work below goes on.
+        clock = session.start("date -u +%s") if session.name not in self._clocks_checked else None
+        try:
+            for directory in sorted({posixpath.dirname(path) for path in paths}):
+                if (session.name, directory) in self._swept:
+                    continue
+                for stale in remote_files.remove_stale_temps(session, directory):
+                    self.report(Progress(session.name, "observe", "running",
+                                         f"removed {stale}, left by a run that was killed"))
+                self._swept.add((session.name, directory))
+            hashes = {path: remote_files.file_sha256(session, path) for path in paths}
+        except BaseException:
+            if clock is not None:
+                clock.abandon()
+            raise
+        if clock is not None:
+            self._check_clock(session, clock.result())
             self._clocks_checked.add(session.name)
-        hashes = {path: remote_files.file_sha256(session, path) for path in paths}
         served = None
         if sql_addr:
             try:
@@ -75,13 +85,12 @@ class Executor:
                 served = None
         return HostFacts(session.name, hashes, served)
 
-    def _check_clock(self, session: HostSession) -> None:
+    def _check_clock(self, session: HostSession, result: CommandResult) -> None:
         """Certificates are backdated 24 h, so a node whose clock is behind still accepts new ones.
 
         A skew of minutes is worth a warning (logs and expiry checks disagree); a node more
         than the backdating behind would reject every new certificate as not yet valid.
         """
-        result = session.run("date -u +%s")
         try:
             remote = float(result.stdout.strip())
         except ValueError:
@@ -102,6 +111,7 @@ class Executor:
     # -- apply -------------------------------------------------------------------------
 
     def apply(self, session: HostSession | None, actions: list[Action], step: str) -> None:
+        served = trust_probes.ServedInPlan()
         for action in actions:
             if isinstance(action, WriteFiles):
                 self._write(session, action, step)
@@ -110,7 +120,7 @@ class Executor:
             elif isinstance(action, ExpectServed):
                 self._expect_served(action, step)
             elif isinstance(action, ExpectTrust):
-                self._expect_trust(action, step)
+                self._expect_trust(action, step, served)
             elif isinstance(action, ExpectAccepted):
                 self._expect_accepted(action, step)
             elif isinstance(action, ExportFiles):
@@ -148,23 +158,36 @@ class Executor:
             )
         self.report(Progress(action.host, step, "running", f"serves {action.fingerprint[:16]}…"))
 
-    def _expect_trust(self, action: ExpectTrust, step: str) -> None:
+    def _expect_trust(self, action: ExpectTrust, step: str, served: trust_probes.ServedInPlan) -> None:
         ca = self.probe_cas.get(action.ca_fingerprint)
         if ca is None:
             self.report(Progress(action.host, step, "skipped", f"no key for CA {action.ca_fingerprint[:16]}… to probe with"))
+            if action.serves and action.trusted:  # the served check rode on this probe: make it on its own
+                self._expect_served(ExpectServed(action.host, action.address, action.serves), step)
             return
-        client = self._probe_clients.get(action.ca_fingerprint)
-        if client is None:
-            client = self._probe_clients[action.ca_fingerprint] = probes.make_probe_client(ca)
-        verdict = probes.wait_for_trust(action.address, ca, action.trusted, timeout=self.verify_timeout, client=client)
+        # An accepted probe completes its handshake, so it also shows the leaf (a refused one may not).
+        expected = served.expected(action.address, action.serves) if action.trusted else None
+        verdict = self.probe_clients.verdict(action.address, ca, action.trusted, timeout=self.verify_timeout,
+                                             serves=expected)
         if isinstance(verdict, str):
             wanted = "trust" if action.trusted else "stop trusting"
             raise StepFailed(
                 f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
                 f"({verdict}); check its ca.crt and reload command."
             )
+        seen = verdict.served_fingerprint
+        if expected and seen and seen != expected:
+            raise ServedMismatch(
+                f"{action.host} still serves certificate {seen[:16]}… on {action.address} instead of "
+                f"{expected[:16]}… after the reload; the node did not load the new files.",
+                seen=seen,
+            )
+        served.saw(action.address, seen)
+        if seen:
+            self.served_seen[action.host] = seen
         verb = "trusts" if action.trusted else "no longer trusts"
-        self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…"))
+        also = f" and serves {seen[:16]}…" if action.trusted and seen else ""
+        self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…{also}"))
 
     def _expect_accepted(self, action: ExpectAccepted, step: str) -> None:
         """Present the certificate itself, as the node would when it dials another node."""

@@ -67,16 +67,19 @@ class ExpectServed:
 
 @dataclass(frozen=True)
 class ExpectTrust:
-    """The node must (or must no longer) accept client certificates of this CA."""
+    """The node must (or must no longer) accept client certificates of this CA; with `serves`, an accepted
+    probe's handshake must also show that leaf (without, it must show the leaf the plan's first probe saw)."""
 
     host: str
     address: str
     ca_fingerprint: str
     trusted: bool
+    serves: str | None = None
 
     def describe(self) -> list[str]:
         verb = "trusts" if self.trusted else "no longer trusts"
-        return [f"check {self.address} {verb} CA {self.ca_fingerprint[:16]}…"]
+        also = f" and serves certificate {self.serves[:16]}…" if self.serves and self.trusted else ""
+        return [f"check {self.address} {verb} CA {self.ca_fingerprint[:16]}…{also}"]
 
 
 @dataclass(frozen=True)

@@ -60,13 +60,19 @@ def plan_bundle(
     verified: bool,
     bundle_file: str = CA_CERT,
 ) -> list[Action]:
-    """Put `bundle_pem` in ca.crt (or ca-client.crt), reload, and prove the node still serves what it served."""
+    """Put `bundle_pem` in ca.crt (or ca-client.crt), reload, and prove the node still serves what it served.
+
+    The trust probes show the served leaf in their own handshakes (`serves`); only without a
+    probe that is accepted does the served check need a handshake of its own.
+    """
     wanted = [FileContent(posixpath.join(certs_dir, bundle_file), bundle_pem, PUBLIC)]
     actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified)
     if sql_addr and (actions or not verified):
-        if facts.served_fingerprint:
-            actions.append(ExpectServed(host, sql_addr, facts.served_fingerprint))
-        actions += [ExpectTrust(host, sql_addr, c.ca_fingerprint, c.trusted) for c in checks]
+        serves = facts.served_fingerprint
+        if serves and not any(c.trusted for c in checks):
+            actions.append(ExpectServed(host, sql_addr, serves))
+        actions += [ExpectTrust(host, sql_addr, c.ca_fingerprint, c.trusted, serves=serves if c.trusted else None)
+                    for c in checks]
     return actions
 
 

@@ -53,20 +53,24 @@ class SshDelivery:
             record = run.node(node.name)
             session = run.session(node)
             ca_path = f"{node.certs_dir.rstrip('/')}/{run.authority.bundle_file}"
-            facts = run.executor.observe(session, [ca_path], node.sql_addr)
+            # No handshake of its own: the trust probes show the served leaf (core.rotation.trust_probes).
+            facts = dataclasses.replace(run.executor.observe(session, [ca_path], None),
+                                        served_fingerprint=_served_expected(run, record, step))
             if facts.files.get(ca_path) not in allowed:
                 raise StepFailed(
                     f"{node.name}: {ca_path} is neither the bundle certrotate knows from before this rotation nor "
                     f"the one it is rolling out (it was changed by hand?); compare it with "
                     f"{run.ws.relative(run.authority.local_bundle)} before going on."
                 )
-            if not run.dry_run:
-                record.note_served_before(facts.served_fingerprint)
             actions = plan_bundle(node.name, node.certs_dir, facts, bundle_pem, reload=run.reload_command(node),
                                   sql_addr=node.sql_addr, checks=checks, backup_id=f"{run.rid}.{step}",
                                   verified=record.done(step), bundle_file=run.authority.bundle_file)
             run.report(Progress(node.name, step, "running", "starting"))
-            run.execute(node.name, session, actions, step)
+            try:
+                run.execute(node.name, session, actions, step)
+            finally:
+                if not run.dry_run:  # what it served, for the rollback to check, even when the step failed
+                    record.note_served_before(facts.served_fingerprint or run.executor.served_seen.get(node.name))
             if not run.dry_run:
                 record.mark_done(step, pki.utcnow(), **{f"{step}_bundle_sha256": wanted_sha})
                 run.report(Progress(node.name, step, "ok", "bundle in place and verified"))
@@ -145,6 +149,15 @@ def _change_maker(run: Run, signers: LeafSigners | None,
     return lambda node: leaf_change(run, node, node_leaves(run, node, signers.node_ca, signers.client_ca),
                                     first_bundles, server_bundle=server_bundle, client_bundle=client_bundle,
                                     trusted=trusted)
+
+
+def _served_expected(run: Run, record, step: str) -> str | None:
+    """The leaf a node must go on serving through a bundle step: its new one once the leaf step gave it
+    one (check_retire_safe saw it served), else what it served when the rotation first looked.
+    None on a first look: the step's first trust probe tells, and the others must agree."""
+    if step == "retire" and run.kind.renews_node_cert and record.done("leaf") and record.leaf_fingerprint:
+        return record.leaf_fingerprint
+    return record.served_before()
 
 
 def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], None]) -> None:
