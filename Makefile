@@ -44,7 +44,7 @@ test-deps: system-deps
 
 # node-postgres for the client-stack tests, project-local (never global): .venv/node/node_modules/pg
 NODE_PG := $(VENV)/node/node_modules/pg/package.json
-$(NODE_PG): $(BIN)/python test-deps
+$(NODE_PG): $(BIN)/python | test-deps
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node pg@8.23.1
 
 test: test-deps $(STAMP) $(NODE_PG)
