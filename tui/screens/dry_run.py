@@ -1,15 +1,20 @@
-"""Preview: the exact files and commands per host of the next step (engine.advance dry_run), nothing changed."""
+"""Preview: the exact files and commands per host of the next step (engine.advance dry_run), nothing changed.
+
+It is also the confirmation in front of every run: `n` on the overview opens it, and only
+Enter here (or the Run button) starts the step, so no single key changes a node.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, LoadingIndicator, Static
+from textual.widgets import Button, Footer, Header, LoadingIndicator, Static
 
 from core.errors import CertRotateError
 from tui import operations
@@ -22,21 +27,29 @@ class DryRunScreen(Screen[str | None]):
     """Dismissed with "run" when the operator goes on to run the step, else None."""
 
     BINDINGS = [
-        Binding("enter", "run", "Run these steps", priority=True),
+        # Not a priority binding: Enter on the focused Back button must go back, not run.
+        Binding("enter", "run", "Run these steps"),
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, confirming: bool = False) -> None:
         super().__init__()
+        self.confirming = confirming  # opened by `n`: the operator means to run what this shows
         self.plan: dict[str, list[str]] | None = None
         self.error = ""
+        self.ready = False  # the plan (or why there is none) is shown
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
-        yield Static("Preview of the next step — nothing is changed on any host or on disk", id="dry-run-title")
+        title = ("Run the next step? This is what it will do — nothing has changed yet" if self.confirming
+                 else "Preview of the next step — nothing is changed on any host or on disk")
+        yield Static(title, id="dry-run-title")
         yield LoadingIndicator(id="dry-run-loading")
         yield PlanView(id="plan")
         yield Static(id="dry-run-gate")
+        with Horizontal(classes="dialog-buttons", id="dry-run-buttons"):
+            yield Button("Run these steps (enter)", id="dry-run-run", variant="warning", disabled=True)
+            yield Button("Back (esc)", id="dry-run-back", variant="primary")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -45,12 +58,19 @@ class DryRunScreen(Screen[str | None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "run":
-            return True if self.plan is not None and not self.error else None
+            return True if self.runnable else None
         return True
 
-    def action_run(self) -> None:
-        self.dismiss("run")
+    @property
+    def runnable(self) -> bool:
+        return self.plan is not None and not self.error
 
+    @on(Button.Pressed, "#dry-run-run")
+    def action_run(self) -> None:
+        if self.runnable:
+            self.dismiss("run")
+
+    @on(Button.Pressed, "#dry-run-back")
     def action_back(self) -> None:
         self.dismiss(None)
 
@@ -67,7 +87,8 @@ class DryRunScreen(Screen[str | None]):
                 outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock, dry_run=True)
             except CertRotateError as error:
                 self.error = str(error)
-                gate_text.update(Text(self.error, style="bold red"))
+                gate_text.update(Text(self.error, style="bold red").append("  Press escape to go back.", style="dim"))
+                self.ready = True
                 return
             finally:
                 self.query_one(LoadingIndicator).display = False
@@ -83,4 +104,6 @@ class DryRunScreen(Screen[str | None]):
             text.append(f"The run would then stop at a {gate.kind} gate{until}: {gate.reason}.")
         text.append("  Press enter to run these steps, escape to go back.", style="dim")
         gate_text.update(text)
+        self.query_one("#dry-run-run", Button).disabled = False
+        self.ready = True
         self.refresh_bindings()

@@ -30,7 +30,7 @@ from tui.widgets.phase_timeline import PhaseTimeline
 class HomeScreen(Screen):
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Start a CA rotation, first-time setup, or a leaf-only rotation"),
-        Binding("n", "run_next", "Run next", tooltip="Run every step that is ready, with live progress"),
+        Binding("n", "run_next", "Run next…", tooltip="Show what the next step will do; Enter there runs it"),
         Binding("p", "preview", "Preview", tooltip="Dry run: every file and command per host, nothing changed"),
         Binding("c", "confirm", "Confirm", tooltip="Tick the manually delivered clients that have their files"),
         Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
@@ -174,18 +174,22 @@ class HomeScreen(Screen):
         self.app.push_screen(UiCertScreen(self.app.state), chosen)
 
     def action_run_next(self) -> None:
+        """Two deliberate actions change a node: `n` shows the plan, Enter on it runs."""
+        self.action_preview(confirming=True)
+
+    def run_step_now(self) -> None:
         from tui.screens.run_step import RunStepScreen
 
         self.app.push_screen(RunStepScreen("advance"), self._after_run)
 
-    def action_preview(self) -> None:
+    def action_preview(self, confirming: bool = False) -> None:
         from tui.screens.dry_run import DryRunScreen
 
         def chosen(answer: str | None) -> None:
             if answer == "run":
-                self.action_run_next()
+                self.run_step_now()
 
-        self.app.push_screen(DryRunScreen(), chosen)
+        self.app.push_screen(DryRunScreen(confirming=confirming), chosen)
 
     def action_confirm(self) -> None:
         from tui.screens.confirm_gate import ConfirmGateScreen
@@ -263,9 +267,10 @@ class HomeScreen(Screen):
                 self.notify(str(error), title="Not started", severity="error")
                 return
         self.app.state = state
-        self.say(f"Started {KIND_TITLES[kind]} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
+        self.say(f"Started {KIND_TITLES[kind]} {state.rotation['id']}; phase {state.phase}. "
+                 "Press n to see what its first step will do.")
         if run_now:
-            self.action_run_next()
+            self.run_step_now()
 
     @work(group="core", exit_on_error=False)
     async def confirm_clients(self, items: list[str]) -> None:
