@@ -14,7 +14,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The lab needs sshd and PostgreSQL 15; install them with apt when we are root and they are missing.
+# The lab needs sshd and PostgreSQL 15, the browser test Chromium; apt installs them when we are root and they are missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -22,6 +22,7 @@ system-deps:
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
