@@ -38,6 +38,12 @@ def print_progress(event: Progress) -> None:
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
 
 
+def print_preview_progress(event: Progress) -> None:
+    """A dry run starts nothing: its progress lines say only what it found (no "starting" lines)."""
+    if event.status != "running":
+        print_progress(event)
+
+
 def describe_gate(gate: engine.Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
@@ -49,7 +55,7 @@ def _status(args: argparse.Namespace) -> int:
     state = state_mod.load(Path(args.state))
     summary = status_summary(state)
     if args.json:
-        print(json.dumps(summary, default=str, indent=2))
+        print(json.dumps(summary, default=_json_value, indent=2))
         return 0
     print(f"cluster {state.inventory.cluster.name}: phase {summary['phase']}")
     if state.rotation:
@@ -76,6 +82,13 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_value(value: object) -> str:
+    """Dates in JSON are ISO 8601 with a T (2027-01-15T09:00:00+00:00), as monitoring tools parse them."""
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat()
+    return str(value)
+
+
 def status_summary(state: state_mod.State) -> dict[str, Any]:
     rotation = state.rotation
     return {
@@ -86,6 +99,8 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "started": rotation.get("started"),
         "wait_until": rotation.get("wait_until"),
         "last_error": rotation.get("last_error"),
+        "last_error_step": rotation.get("last_error_step"),
+        "last_error_at": rotation.get("last_error_at"),
         "ui_certificate": rotation.get("ui_certificate"),
         "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
         "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
@@ -116,10 +131,14 @@ def _advance(args: argparse.Namespace) -> int:
         if not state.rotation:
             print("no rotation in flight (phase idle); start one with `certrotate start ca|nodes|clients|init`.")
             return 0
+        report = print_preview_progress if args.dry_run else print_progress
         with SshPool() as pool:
-            outcome = engine.advance(state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=print_progress)
+            outcome = engine.advance(state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=report)
     if args.dry_run:
-        print(f"dry run of phase {outcome.phase}: nothing was changed.")
+        print(f"dry run of phase {outcome.phase} (plan {outcome.digest}): nothing was changed on any host.")
+        if outcome.held_by:
+            print(f"held by the {outcome.held_by.kind} gate: {describe_gate(outcome.held_by)} "
+                  "This is the leaf step as it will run once that gate opens.")
         for host, lines in outcome.plan.items():
             print(f"{host}:")
             for line in lines or ["(nothing to do)"]:

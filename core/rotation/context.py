@@ -19,6 +19,7 @@ from core import pki
 from core.config import state as state_mod
 from core.rotation.actions import Action, ExportFiles, RunCommand, WriteFiles, describe_plan
 from core.rotation.client_ca import authority_for
+from core.rotation.contract import Contract
 from core.errors import CertRotateError, StepFailed
 from core.rotation.executor import Executor, Progress, Reporter, silent
 from core.config.inventory import ClientConfig, NodeConfig
@@ -49,6 +50,8 @@ class Outcome:
     gate: Gate | None = None
     finished: bool = False
     plan: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    digest: str = ""  # a dry run's plan digest (core.rotation.contract)
+    held_by: Gate | None = None  # a dry run past a gate: the gate that still holds the step shown
 
 
 def client_key(client: ClientConfig) -> str:
@@ -87,6 +90,7 @@ class Run:
         # so every change to it and every save happen under this lock.
         self.lock = threading.RLock()
         self.executor = Executor(pool, report, verify_timeout=state.inventory.cluster.verify_timeout_seconds)
+        self.contract = Contract(self)  # compares each host's actions with the last preview
 
     @property
     def inventory(self):
@@ -137,6 +141,7 @@ class Run:
         if self.dry_run:
             self.plans.setdefault(host, []).extend(describe_plan(actions))
             return
+        self.contract.before_host(host, step, describe_plan(actions))
         if not actions:
             self.report(Progress(host, step, "skipped", "already done"))
             return

@@ -32,6 +32,8 @@ from core.rotation import signers as ca_material
 
 from core.rotation import regions
 
+from core.rotation import contract, last_error
+
 from core.remote import remote_files
 from core.rotation import restore as rollback_mod
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
@@ -103,6 +105,7 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None, **options:
     rotation_id = rotation_id_for(kind, real_now)
     state.rotation = {"id": rotation_id, "kind": kind, "phase": "trust" if kind in CA_KINDS else "leaf", "started": real_now}
     state.record("start", at=real_now, detail=f"{kind} rotation {rotation_id}")
+    contract.stage_new_cas(state)  # every preview and the run then use this one CA
     return state.rotation
 
 
@@ -310,24 +313,41 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
     if not state.rotation:
         return Outcome("idle", finished=False)
     run = Run(state, pool, now=now, yes=yes, dry_run=dry_run, report=report)
-    run.rotation.pop("last_error", None)
-    while state.rotation:
-        phase = state.phase
-        if state.inventory.cluster.on_kubernetes:
-            from core.rotation.deliveries import kubernetes as kubernetes_rotation
-            gate = kubernetes_rotation.phase_steps(state)[phase](run)
-        else:
-            gate = PHASE_STEPS[phase](run)
-        if run.dry_run:
-            order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
-            order += [host for host in run.plans if host not in order]  # e.g. Kubernetes regions
-            plans = {host: run.plans[host] for host in order if host in run.plans}
-            return Outcome(phase, gate=gate, plan=plans)
-        if gate is not None:
-            run.record("gate", detail=gate.reason)
-            run.save()
-            return Outcome(phase, gate=gate)
+    last_error.clear(run)
+    phase = state.phase
+    try:
+        while state.rotation:
+            phase = state.phase
+            if state.inventory.cluster.on_kubernetes:
+                from core.rotation.deliveries import kubernetes as kubernetes_rotation
+                gate = kubernetes_rotation.phase_steps(state)[phase](run)
+            else:
+                gate = PHASE_STEPS[phase](run)
+            if run.dry_run:
+                return _preview(run, phase, gate)
+            run.contract.step_done(phase)
+            if gate is not None:
+                run.record("gate", detail=gate.reason)
+                run.save()
+                return Outcome(phase, gate=gate)
+    except CertRotateError as error:
+        last_error.remember(run, phase, error)
+        raise
     return Outcome("idle", finished=True)
+
+
+def _preview(run: Run, phase: str, gate: Gate | None) -> Outcome:
+    """A dry run's outcome. At the wait gate it is the leaf step as it will run once the gate opens."""
+    state = run.state
+    held = None
+    if phase == "wait" and not state.inventory.cluster.on_kubernetes:
+        held, phase = gate, "leaf"
+        gate = phase_leaf(run)
+    order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
+    order += [host for host in run.plans if host not in order]  # e.g. Kubernetes regions
+    plans = {host: run.plans[host] for host in order if host in run.plans}
+    plan_digest = contract.safe_remember_preview(run, phase, plans)
+    return Outcome(phase, gate=gate, plan=plans, digest=plan_digest, held_by=held)
 
 
 # -- operator confirmations --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from core import files, pki
 
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
+from core.rotation import contract
 from core.rotation.client_ca import CLIENT_CA_KIND, authority_for
 from core.errors import BadInput
 from core.pki.keys import key_matches_certificate, load_private_key
@@ -35,16 +36,9 @@ class RotationBundles(NamedTuple):
 
 def new_ca(run: Run) -> pki.Issued:
     """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
-    cluster = run.inventory.cluster
-    authority = run.authority
-    if run.kind == "init":
-        key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
-        name = authority.common_name
-    else:
-        key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
-        name = f"{authority.common_name} {run.rid}"
-    ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
-                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
+    where = contract.new_ca_files(run.ws, run.authority, run.kind, run.rid)  # made at start, found here
+    key_path, cert_path = where.key_path, where.cert_path
+    ca = contract.make_new_ca(run.ws, run.authority, run.kind, run.rid)
     if not run.dry_run and "new_ca" not in run.rotation:
         run.rotation["new_ca"] = {
             "fingerprint": ca.fingerprint,
@@ -143,11 +137,7 @@ def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBu
 
 def _first_client_ca(run: Run) -> pki.Issued:
     """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
-    authority = authority_for(run.ws, CLIENT_CA_KIND)
-    return ensure_ca(authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file,
-                     key_type=run.inventory.cluster.key_type,
-                     lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
-                     common_name=authority.common_name, dry_run=run.dry_run)
+    return contract.make_new_ca(run.ws, authority_for(run.ws, CLIENT_CA_KIND), "init", run.rid)
 
 
 def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:

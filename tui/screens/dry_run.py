@@ -38,6 +38,8 @@ class DryRunScreen(Screen[str | None]):
         self.plan: dict[str, list[str]] | None = None
         self.error = ""
         self.ready = False  # the plan (or why there is none) is shown
+        self.held = False  # the plan shown is held by a gate still closed (the leaf step, from the wait gate)
+        self.digest = ""  # the plan's digest, which the run journals when it executes the same plan
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -63,7 +65,8 @@ class DryRunScreen(Screen[str | None]):
 
     @property
     def runnable(self) -> bool:
-        return self.plan is not None and not self.error
+        """A plan to run: made, and not one that a closed gate still holds (running it would only stop there)."""
+        return self.plan is not None and not self.error and not self.held
 
     @on(Button.Pressed, "#dry-run-run")
     def action_run(self) -> None:
@@ -97,13 +100,22 @@ class DryRunScreen(Screen[str | None]):
         plan_view = self.query_one(PlanView)
         plan_view.show(outcome.plan)
         plan_view.display = True
-        text = Text(f"Phase {outcome.phase}. ", style="bold")
+        self.digest = outcome.digest
+        text = Text(f"Phase {outcome.phase} · plan {outcome.digest}. ", style="bold")
+        held = outcome.held_by
+        self.held = held is not None
+        if held is not None:
+            until = f" until {when(held.until)} UTC" if held.until else ""
+            missing = f" ({', '.join(held.items)})" if held.items else ""
+            text.append(f"This is the leaf step as it will run once the {held.kind} gate opens; it still holds it"
+                        f"{until}: {held.reason}{missing}. ", style="yellow")
         if outcome.gate is not None:
             gate = outcome.gate
             until = f" until {when(gate.until)} UTC" if gate.until else ""
             text.append(f"The run would then stop at a {gate.kind} gate{until}: {gate.reason}.")
-        text.append("  Press enter to run these steps, escape to go back.", style="dim")
+        text.append("  Press escape to go back." if self.held else "  Press enter to run these steps, escape to go back.",
+                    style="dim")
         gate_text.update(text)
-        self.query_one("#dry-run-run", Button).disabled = False
+        self.query_one("#dry-run-run", Button).disabled = not self.runnable
         self.ready = True
         self.refresh_bindings()
