@@ -38,8 +38,15 @@ def expiry_finding(what: str, not_after: dt.datetime, now: dt.datetime, warn_day
 
 
 def check_certs_dir(directory: Path, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
+    """Expiry of every certificate in `directory`; what cannot be checked is a finding too, never silence."""
+    if not directory.is_dir():
+        return [Finding("warning", f"cannot check {directory}: the certs directory does not exist.")]
     findings = []
-    for item in list_certs_dir(directory):
+    listing = list_certs_dir(directory)
+    if not listing:
+        findings.append(Finding("warning", f"cannot check {directory}: it holds no certificate certrotate knows "
+                                           "(ca.crt, node.crt, client.<user>.crt, ...)."))
+    for item in listing:
         if item.error:
             findings.append(Finding("warning", f"{directory / item.cert_file}: {item.error}."))
         for index, cert in enumerate(item.certificates):
@@ -53,8 +60,9 @@ def check_certs_dir(directory: Path, now: dt.datetime, warn_days: int, crit_days
 def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, *, probe_timeout: float = 3.0) -> list[Finding]:
     findings = []
     local = resolve_local(state.inventory.cluster.local_certs_dir, state.base_dir)
+    findings += check_certs_dir(local, now, warn_days, crit_days)
     if local.is_dir():
-        findings += check_certs_dir(local, now, warn_days, crit_days)
+        findings += _unchecked_clients(state, local)
     rotation = state.rotation
     if rotation:
         if rotation.get("last_error"):
@@ -73,6 +81,15 @@ def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, 
                                          lambda: probes.probe_http(node.http_addr, timeout=probe_timeout),
                                          now, warn_days, crit_days)
     return findings
+
+
+def _unchecked_clients(state: State, local: Path) -> list[Finding]:
+    """A client of the inventory whose certificate is not in the local certs dir: its expiry is unknown here."""
+    from core.pki.certs_dir import client_cert_name
+
+    return [Finding("warning", f"cannot check client {client.user}: {local / client_cert_name(client.user)} "
+                               "does not exist, so its expiry is unknown.")
+            for client in state.inventory.clients if not (local / client_cert_name(client.user)).is_file()]
 
 
 def _served_findings(what: str, probe, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:

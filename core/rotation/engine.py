@@ -76,7 +76,8 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None, **options:
     if state.rotation:
         raise BadInput(
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
-            f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
+            f"{state.phase}; run `certrotate advance` to continue it or `certrotate rollback` to undo it "
+            "(in the wizard: n, or b)."
         )
     if kind == "ui":  # a bring-your-own DB Console certificate (core.rotation.kinds.ui); options: cert_path, key_path
         from core.rotation.kinds import ui as ui_cert

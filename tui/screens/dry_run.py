@@ -38,6 +38,7 @@ class DryRunScreen(Screen[str | None]):
         self.plan: dict[str, list[str]] | None = None
         self.error = ""
         self.ready = False  # the plan (or why there is none) is shown
+        self.untrusted_key = False
         self.held = False  # the plan shown is held by a gate still closed (the leaf step, from the wait gate)
         self.digest = ""  # the plan's digest, which the run journals when it executes the same plan
 
@@ -65,8 +66,15 @@ class DryRunScreen(Screen[str | None]):
 
     @property
     def runnable(self) -> bool:
-        """A plan to run: made, and not one that a closed gate still holds (running it would only stop there)."""
-        return self.plan is not None and not self.error and not self.held
+        """A plan to run: made, and not one that a closed gate still holds (running it would only stop there).
+
+        A preview that failed on a host (unreachable, say) still lets the operator run: the run
+        changes the hosts it can reach and stops with the failure, which it records as the
+        last error. Only a host key the operator did not trust leaves nothing to run.
+        """
+        if self.error:
+            return not self.untrusted_key
+        return self.plan is not None and not self.held
 
     @on(Button.Pressed, "#dry-run-run")
     def action_run(self) -> None:
@@ -86,12 +94,18 @@ class DryRunScreen(Screen[str | None]):
             try:
                 state = await asyncio.to_thread(operations.load, app.state_path)
                 if not await settle_host_keys(app, state, pool, app.declined_keys):
+                    self.untrusted_key = True
                     raise CertRotateError("An SSH host key was not trusted; there is no plan without logging in.")
                 outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock, dry_run=True)
             except CertRotateError as error:
                 self.error = str(error)
-                gate_text.update(Text(self.error, style="bold red").append("  Press escape to go back.", style="dim"))
+                hint = ("  Press escape to go back." if self.untrusted_key else
+                        "  The preview is incomplete; enter runs the step anyway (it stops at this failure), "
+                        "escape goes back.")
+                gate_text.update(Text(self.error, style="bold red").append(hint, style="dim"))
+                self.query_one("#dry-run-run", Button).disabled = not self.runnable
                 self.ready = True
+                self.refresh_bindings()
                 return
             finally:
                 self.query_one(LoadingIndicator).display = False
