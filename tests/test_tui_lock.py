@@ -20,7 +20,7 @@ async def test_advance_elsewhere_exits_3_while_the_wizard_is_open(lab):
         await home_ready(pilot)
         result = await asyncio.to_thread(certrotate, lab, "advance")
     assert result.returncode == 3
-    assert "is in use by certrotate" in result.stderr
+    assert "is open in the certrotate wizard" in result.stderr and "quit the wizard (q)" in result.stderr
 
 
 async def test_the_lock_is_released_when_the_wizard_quits(lab):

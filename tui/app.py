@@ -73,7 +73,7 @@ class CertRotateApp(App[int]):
     def acquire_lock(self) -> None:
         """Hold the state file's lock until quit; LockHeld (exit 3) if another certrotate has it."""
         if not self._locked:
-            self._lock.enter_context(state_mod.locked(self.state_path))
+            self._lock.enter_context(state_mod.locked(self.state_path, holder="wizard"))
             self._locked = True
 
     def release_lock(self) -> None:

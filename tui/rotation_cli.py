@@ -59,7 +59,7 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"cluster {state.inventory.cluster.name}: phase {summary['phase']}")
     if state.rotation:
-        print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {summary['started']}")
+        print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {_json_value(summary['started'])}")
         if summary.get("ui_certificate"):
             ui = summary["ui_certificate"]
             print(f"UI certificate {ui.get('subject')} ({ui.get('fingerprint', '')[:16]}…), valid until {ui.get('not_after')}")
@@ -83,8 +83,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _json_value(value: object) -> str:
-    """Dates in JSON are ISO 8601 with a T (2027-01-15T09:00:00+00:00), as monitoring tools parse them."""
-    if isinstance(value, (dt.datetime, dt.date)):
+    """Dates in JSON are ISO 8601 with a T and whole seconds (2027-01-15T09:00:00+00:00), as monitoring parses them."""
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat()
+    if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
 

@@ -34,7 +34,7 @@ class HomeScreen(Screen):
         Binding("p", "preview", "Preview", tooltip="Dry run: every file and command per host, nothing changed"),
         Binding("c", "confirm", "Confirm", tooltip="Tick the manually delivered clients that have their files"),
         Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
-        Binding("r", "refresh", "Refresh", tooltip="Log in to every host and probe what it serves"),
+        Binding("r", "refresh_now", "Refresh", tooltip="Log in to every host and probe what it serves"),
         Binding("i", "inspect", "Inspect", tooltip="Subject, SANs, issuer, validity of a file or a served cert"),
         Binding("d", "doctor", "Doctor", tooltip="Diagnose a node or client: every check, with its cause and fix"),
     ]
@@ -43,6 +43,7 @@ class HomeScreen(Screen):
         super().__init__()
         self.refreshes = 0  # finished host refreshes, for anyone waiting on one
         self._refresh_again = False
+        self._announce_refresh = False  # `r` was pressed: say when the refresh is done
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -230,6 +231,14 @@ class HomeScreen(Screen):
                 self.say(summary, error=bool(error))
         self.action_refresh()
 
+    def action_refresh_now(self) -> None:
+        """`r`: the same refresh as after every step, said aloud so the operator sees it happened."""
+        if self.app.state is None:
+            return
+        self._announce_refresh = True
+        self.notify("Probing every host…", title="Refresh", timeout=2)
+        self.action_refresh()
+
     def action_refresh(self) -> None:
         if self.app.state is None:
             return
@@ -301,6 +310,10 @@ class HomeScreen(Screen):
             finally:
                 await asyncio.to_thread(pool.close)
         self.refreshes += 1
+        if self._announce_refresh:
+            self._announce_refresh = False
+            self.notify(f"Every host was probed again ({len(state.inventory.nodes) + len(state.inventory.clients)} "
+                        "hosts); the table shows what they serve now.", title="Refreshed", timeout=4)
         if self._refresh_again:
             self._refresh_again = False
             self.refresh_hosts()
