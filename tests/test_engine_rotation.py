@@ -7,8 +7,15 @@ from pathlib import Path
 import pytest
 
 from core.pki import sha256_fingerprint
-from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
-                                     served)
+from tests.rotation_support import (
+    FUTURE,
+    LiveClient,
+    certrotate,
+    certs_in,
+    lab_with_restarting_client,
+    node_files,
+    served,
+)
 
 pytestmark = pytest.mark.lab
 

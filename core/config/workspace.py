@@ -19,12 +19,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from core import files, pki
-
-from core.pki import bundle
-from core.tools.cert_commands import load_ca
-from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
-from core.errors import BadInput
 from core.config.inventory import ClusterConfig, NodeConfig, resolve_local
+from core.errors import BadInput
+from core.pki import bundle
+from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name, load_ca
 from core.pki.keys import key_matches_certificate, load_private_key
 
 

@@ -26,7 +26,10 @@ from core import files, pki
 from core.config.state import State
 from core.config.workspace import Workspace, ensure_ca
 from core.errors import CertRotateError
-from core.rotation.client_ca import CLIENT_CA_KIND, Authority, authority_for
+from core.config.record import RotationRecord
+from core.rotation import kinds
+from core.rotation.authority import Authority, authority_for
+from core.rotation.model import Progress
 
 if TYPE_CHECKING:
     from core.rotation.context import Run
@@ -45,17 +48,17 @@ class NewCaFiles:
     common_name: str
 
 
-def new_ca_files(ws: Workspace, authority: Authority, kind: str, rotation_id: str) -> NewCaFiles:
+def new_ca_files(ws: Workspace, authority: Authority, first_install: bool, rotation_id: str) -> NewCaFiles:
     """Where a rotation's new CA lives: a first install's at the CA key itself, a rotation's beside it."""
     cert_path = ws.rotation_dir(rotation_id) / authority.bundle_file
-    if kind == "init":
+    if first_install:
         return NewCaFiles(authority.key_path, cert_path, authority.common_name)
     return NewCaFiles(authority.new_key_path(rotation_id), cert_path, f"{authority.common_name} {rotation_id}")
 
 
-def make_new_ca(ws: Workspace, authority: Authority, kind: str, rotation_id: str) -> pki.Issued:
+def make_new_ca(ws: Workspace, authority: Authority, first_install: bool, rotation_id: str) -> pki.Issued:
     """The rotation's new CA: the one made at start (found again), or made now and written (key 0600)."""
-    where = new_ca_files(ws, authority, kind, rotation_id)
+    where = new_ca_files(ws, authority, first_install, rotation_id)
     cluster = ws.cluster
     return ensure_ca(where.key_path, where.cert_path, key_type=cluster.key_type,
                      lifetime=dt.timedelta(days=cluster.ca_lifetime_days), now=pki.utcnow(),
@@ -64,19 +67,18 @@ def make_new_ca(ws: Workspace, authority: Authority, kind: str, rotation_id: str
 
 def stage_new_cas(state: State) -> None:
     """At `start`: make the new CA(s) the rotation will roll out, and record them, before any preview."""
-    rotation = state.rotation
-    kind, rotation_id = rotation["kind"], rotation["id"]
-    if kind not in ("ca", CLIENT_CA_KIND, "init"):
+    record = RotationRecord(state.rotation)
+    kind, rotation_id = kinds.get(record.kind), record.id
+    if not (kind.rotates_ca or kind.first_install):
         return
     ws = Workspace(state.base_dir, state.inventory.cluster)
-    authority = authority_for(ws, kind)
-    ca = make_new_ca(ws, authority, kind, rotation_id)
-    where = new_ca_files(ws, authority, kind, rotation_id)
-    rotation["new_ca"] = {"fingerprint": ca.fingerprint, "key": ws.relative(where.key_path),
-                          "cert": ws.relative(where.cert_path)}
-    state.record("new CA", at=pki.utcnow(), path=ws.relative(where.cert_path), sha256=ca.fingerprint)
-    if kind == "init" and state.inventory.cluster.has_client_ca:
-        make_new_ca(ws, authority_for(ws, CLIENT_CA_KIND), "init", rotation_id)
+    authority = authority_for(ws, kind.authority)
+    ca = make_new_ca(ws, authority, kind.first_install, rotation_id)
+    where = new_ca_files(ws, authority, kind.first_install, rotation_id)
+    if record.note_new_ca(ca.fingerprint, ws.relative(where.key_path), ws.relative(where.cert_path)):
+        state.record("new CA", at=pki.utcnow(), path=ws.relative(where.cert_path), sha256=ca.fingerprint)
+    if kind.first_install and state.inventory.cluster.has_client_ca:
+        make_new_ca(ws, authority_for(ws, "client"), True, rotation_id)
 
 
 # -- digests and the last preview -----------------------------------------------------------------
@@ -146,8 +148,6 @@ class Contract:
             if previewed[:len(so_far)] == so_far and (so_far or not previewed):
                 return
             self._said.add(host)
-        from core.rotation.executor import Progress
-
         why = why_different(previewed, so_far)
         self.run.report(Progress(host, step, "warning", f"differs from preview {preview['digest']}: {why}"))
         self.run.record(f"{step}: differs from preview", host=host, detail=why)
@@ -163,8 +163,6 @@ class Contract:
             note = "as previewed" if same else f"the last preview was {preview['digest']}"
         else:
             note = "no preview of this step"
-        from core.rotation.executor import Progress
-
         self.run.report(Progress("plan", step, "ok", f"executed plan {executed} ({note})", heading=True))
         self.run.record(f"{step}: executed plan", detail=f"{executed} ({note})")
 

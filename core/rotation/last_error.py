@@ -20,7 +20,8 @@ FIELDS = ("last_error", "last_error_step", "last_error_at")
 
 def clear(run: Run) -> None:
     """A new run starts clean; the record is saved with the run's first progress (a dry run saves nothing)."""
-    for field in FIELDS:
+    run.record_view().last_error = None
+    for field in FIELDS[1:]:
         run.rotation.pop(field, None)
 
 
@@ -29,7 +30,7 @@ def remember(run: Run, step: str, error: CertRotateError) -> None:
     if run.dry_run or not run.state.rotation:
         return
     with run.lock:
-        run.rotation["last_error"] = str(error)
+        run.record_view().last_error = str(error)
         run.rotation["last_error_step"] = step
         run.rotation["last_error_at"] = pki.utcnow()
     run.record(f"{step}: failed", detail=str(error))

@@ -4,26 +4,23 @@ A CA rotation (`start ca`, `start client-ca`) makes its new CA once, beside the 
 files, and finds it again on every later run; the bundle from before the rotation is kept
 there too, so the old CA is known even after the local bundle was replaced by the
 combined one. Which CA (node CA or client CA) is replaced is the run's `Authority`
-(core.rotation.client_ca); these functions take it as data.
+(core.rotation.authority); these functions take it, and the run's kind, as data.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from core import files, pki
-
+from core.errors import BadInput
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
-from core.rotation import contract
-from core.rotation.client_ca import CLIENT_CA_KIND, authority_for
-from core.errors import BadInput
 from core.pki.keys import key_matches_certificate, load_private_key
+from core.rotation import contract
+from core.rotation.authority import authority_for
 from core.rotation.context import Run
-from core.config.workspace import ensure_ca
 
 
 class RotationBundles(NamedTuple):
@@ -36,15 +33,11 @@ class RotationBundles(NamedTuple):
 
 def new_ca(run: Run) -> pki.Issued:
     """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
-    where = contract.new_ca_files(run.ws, run.authority, run.kind, run.rid)  # made at start, found here
+    where = contract.new_ca_files(run.ws, run.authority, run.kind.first_install, run.rid)  # made at start
     key_path, cert_path = where.key_path, where.cert_path
-    ca = contract.make_new_ca(run.ws, run.authority, run.kind, run.rid)
-    if not run.dry_run and "new_ca" not in run.rotation:
-        run.rotation["new_ca"] = {
-            "fingerprint": ca.fingerprint,
-            "key": run.ws.relative(key_path),
-            "cert": run.ws.relative(cert_path),
-        }
+    ca = contract.make_new_ca(run.ws, run.authority, run.kind.first_install, run.rid)
+    if not run.dry_run and run.record_view().note_new_ca(ca.fingerprint, run.ws.relative(key_path),
+                                                         run.ws.relative(cert_path)):
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
         run.save()
     run.executor.probe_cas[ca.fingerprint] = ca
@@ -68,7 +61,7 @@ def old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
 
 def signing_ca(run: Run) -> pki.Issued:
     """The CA that signs node.crt: the new one of a CA rotation or first install, else the current one."""
-    if run.kind in ("ca", "init"):
+    if run.kind.new_ca and run.kind.authority == "node":
         return new_ca(run)
     ca = run.ws.current_ca()
     run.executor.probe_cas[ca.fingerprint] = ca
@@ -93,8 +86,7 @@ def rotation_bundles(run: Run) -> RotationBundles:
     old_bundle = bundle.parse_bundle(before, run.ws.relative(authority.local_bundle))
     combined = bundle.combine(ca.cert_pem, before)
     if not run.dry_run:
-        run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
-        run.rotation["combined_bundle_sha256"] = hashlib.sha256(combined).hexdigest()
+        run.record_view().note_bundles(old_bundle.fingerprints, hashlib.sha256(combined).hexdigest())
     return RotationBundles(combined, old_bundle, ca)
 
 
@@ -112,8 +104,8 @@ class LeafSigners:
 
 def leaf_signers(run: Run) -> LeafSigners:
     """Who signs the leaf step. A client CA rotation needs no node CA key (which may be kept offline)."""
-    rotated = rotation_bundles(run) if run.kind in ("ca", CLIENT_CA_KIND) else None
-    if run.kind == CLIENT_CA_KIND:
+    rotated = rotation_bundles(run) if run.kind.rotates_ca else None
+    if run.kind.authority == "client":
         node_ca = None
     elif rotated is not None:
         node_ca = rotated.new_ca
@@ -127,33 +119,34 @@ def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBu
     if not run.inventory.cluster.has_client_ca:
         assert node_ca is not None  # only a client CA rotation has none, and it needs a client CA
         return node_ca
-    if run.kind == CLIENT_CA_KIND:
+    if run.kind.authority == "client":
         assert rotated is not None
         return rotated.new_ca
-    if run.kind == "init":
+    if run.kind.first_install:
         return _first_client_ca(run)
     return run.ws.current_client_ca()
 
 
 def _first_client_ca(run: Run) -> pki.Issued:
     """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
-    return contract.make_new_ca(run.ws, authority_for(run.ws, CLIENT_CA_KIND), "init", run.rid)
+    return contract.make_new_ca(run.ws, authority_for(run.ws, "client"), True, run.rid)
 
 
 def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:
     """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
-    if run.kind == "init" and signers.node_ca is not None:
+    kind = run.kind
+    if kind.first_install and signers.node_ca is not None:
         server = signers.node_ca.cert_pem
-    elif run.kind == "ca":
+    elif kind.rotates_ca and kind.authority == "node":
         assert signers.rotated is not None
         server = signers.rotated.combined
     else:
         server = run.ws.read_bundle()
     if not run.inventory.cluster.has_client_ca:
         return server, server
-    if run.kind == "init":
+    if kind.first_install:
         return server, signers.client_ca.cert_pem
-    if run.kind == CLIENT_CA_KIND:
+    if kind.rotates_ca and kind.authority == "client":
         assert signers.rotated is not None
         return server, signers.rotated.combined
     return server, files.read_bytes(run.ws.client_bundle_path, f"The local {CLIENT_CA_CERT} bundle")
