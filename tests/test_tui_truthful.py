@@ -85,7 +85,6 @@ async def test_from_the_wait_gate_the_preview_shows_the_leaf_step_and_follows_th
         assert preview.held and "node.crt" in "\n".join(preview.query_one("#plan").lines())
         gate = str(preview.query_one("#dry-run-gate").render())
         assert "leaf step as it will run once the schedule gate opens" in gate
-        assert not preview.runnable
         digest = preview.digest
         await pilot.press("escape")
         await home_ready(pilot)

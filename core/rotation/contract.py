@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from core.rotation.context import Run
 
 PREVIEW_FILE = "preview.json"
+PLAN_LINE = "plan"  # the `host` of the progress line that names the executed plan's digest
 DIGEST_LENGTH = 12
 
 
@@ -163,7 +164,7 @@ class Contract:
             note = "as previewed" if same else f"the last preview was {preview['digest']}"
         else:
             note = "no preview of this step"
-        self.run.report(Progress("plan", step, "ok", f"executed plan {executed} ({note})", heading=True))
+        self.run.report(Progress(PLAN_LINE, step, "ok", f"executed plan {executed} ({note})", heading=True))
         self.run.record(f"{step}: executed plan", detail=f"{executed} ({note})")
 
 

@@ -66,7 +66,7 @@ class DryRunScreen(Screen[str | None]):
 
     @property
     def runnable(self) -> bool:
-        """A plan to run: made, and not one that a closed gate still holds (running it would only stop there).
+        """A plan to run. One a closed gate still holds may be run too: the run does what is ready and stops there.
 
         A preview that failed on a host (unreachable, say) still lets the operator run: the run
         changes the hosts it can reach and stops with the failure, which it records as the
@@ -74,7 +74,7 @@ class DryRunScreen(Screen[str | None]):
         """
         if self.error:
             return not self.untrusted_key
-        return self.plan is not None and not self.held
+        return self.plan is not None
 
     @on(Button.Pressed, "#dry-run-run")
     def action_run(self) -> None:
@@ -127,8 +127,8 @@ class DryRunScreen(Screen[str | None]):
             gate = outcome.gate
             until = f" until {when(gate.until)} UTC" if gate.until else ""
             text.append(f"The run would then stop at a {gate.kind} gate{until}: {gate.reason}.")
-        text.append("  Press escape to go back." if self.held else "  Press enter to run these steps, escape to go back.",
-                    style="dim")
+        text.append("  Enter runs what is ready now and stops at that gate; escape goes back." if self.held
+                    else "  Press enter to run these steps, escape to go back.", style="dim")
         gate_text.update(text)
         self.query_one("#dry-run-run", Button).disabled = not self.runnable
         self.ready = True
