@@ -27,7 +27,8 @@ system-deps:
 	  fi; \
 	fi
 
-# The tests also run the clients people use: psql, Java 17 + PgJDBC, Go and Node (tests/test_client_stacks.py).
+# The tests also run the clients people use (psql, Java 17 + PgJDBC, Go, Node: tests/test_client_stacks.py)
+# and drive the browser mode in Chromium (tests/test_tui_browser.py).
 test-deps: system-deps
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -37,6 +38,7 @@ test-deps: system-deps
 	  command -v go >/dev/null || missing="$$missing golang-go"; \
 	  command -v node >/dev/null || missing="$$missing nodejs"; \
 	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
