@@ -84,7 +84,8 @@ LOCK_DIR = Path(tempfile.gettempdir()) / "certrotate-lab-locks"
 STATE_FILE = "certrotate.toml"
 OPERATOR_KEY = "id_ed25519"
 CLIENT_HOST_OFFSET = 200
-MAX_NODES = CLIENT_HOST_OFFSET - 1
+MAX_NODES = CLIENT_HOST_OFFSET - 1  # with clients delivered over SSH, whose hosts are 127.A.B.200 and up
+MAX_NODES_WITHOUT_CLIENT_HOSTS = 254
 WORKDIR_PREFIX = "certrotate-lab-work-"
 CLIENT_CA_KEY = "ca-client.key"
 KEEP_ENV = "CERTROTATE_LAB_KEEP"
@@ -100,9 +101,17 @@ class LabNode:
     sql_port: int
     certs_dir: Path
     sshd: SshServer
-    postgres: PostgresServer
+    postgres: PostgresServer | None  # None: start_lab(postgres=False), the SQL port is `sql_stand_in`
     owner: RunAs = field(repr=False)
     console: LabConsole | None = None  # start_lab(console=True): the DB Console stand-in
+    sql_stand_in: LabConsole | None = None  # start_lab(postgres=False): a light TLS listener on the SQL port
+
+    @property
+    def sql_server(self) -> PostgresServer | LabConsole:
+        """What listens on the SQL port: PostgreSQL, or the light stand-in."""
+        server = self.postgres or self.sql_stand_in
+        assert server is not None
+        return server
 
     @property
     def addresses(self) -> list[str]:
@@ -119,10 +128,10 @@ class LabNode:
 
     @property
     def reload_command(self) -> str:
-        """Signals PostgreSQL, and the console when there is one (each by its pid file)."""
+        """Signals PostgreSQL (or the SQL stand-in), and the console when there is one (each by its pid file)."""
         if self.console is None:
-            return self.postgres.reload_command
-        return f"{self.postgres.reload_command} && {self.console.reload_command}"
+            return self.sql_server.reload_command
+        return f"{self.sql_server.reload_command} && {self.console.reload_command}"
 
     def start_sshd(self) -> None:
         self.sshd.start()
@@ -132,19 +141,19 @@ class LabNode:
         self.sshd.stop()
 
     def start_postgres(self) -> None:
-        self.postgres.start()
+        self.sql_server.start()
 
     def stop_postgres(self) -> None:
-        self.postgres.stop()
+        self.sql_server.stop()
 
     def reload(self) -> None:
         """SIGHUP the postmaster (and the console) locally, as `reload_command` does over SSH."""
-        self.postgres.reload()
+        self.sql_server.reload()
         if self.console is not None:
             self.console.reload()
 
     def start(self) -> None:
-        self.postgres.start()
+        self.sql_server.start()
         if self.console is not None:
             self.console.start()
         self.sshd.start()
@@ -153,7 +162,7 @@ class LabNode:
         self.sshd.stop()
         if self.console is not None:
             self.console.stop()
-        self.postgres.stop()
+        self.sql_server.stop()
 
     def install_files(self, files: dict[str, bytes]) -> None:
         """Write files into the certs dir as the owner the node expects (`*.key` 0600, others 0644)."""
@@ -281,7 +290,7 @@ class Lab:
     @property
     def pids(self) -> list[int]:
         """Pids of every server process still running (listeners and postmasters)."""
-        servers = [s for n in self.nodes for s in (n.sshd, n.postgres)] + [h.sshd for h in self.client_hosts]
+        servers = [s for n in self.nodes for s in (n.sshd, n.sql_server)] + [h.sshd for h in self.client_hosts]
         servers += [n.console for n in self.nodes if n.console is not None]
         return [pid for pid in (server.pid for server in servers) if pid is not None]
 
@@ -329,7 +338,7 @@ class Lab:
         """Stop every sshd and PostgreSQL of the lab by pid, release its address block. Idempotent."""
         if self._stopped:
             return
-        servers = [n.sshd for n in self.nodes] + [h.sshd for h in self.client_hosts] + [n.postgres for n in self.nodes]
+        servers = [n.sshd for n in self.nodes] + [h.sshd for h in self.client_hosts] + [n.sql_server for n in self.nodes]
         servers += [n.console for n in self.nodes if n.console is not None]
         _in_parallel([server.stop for server in servers])
         self._stopped = True
@@ -540,6 +549,7 @@ def start_lab(
     ca_lifetime: dt.timedelta | None = None,
     node_lifetime: dt.timedelta | None = None,
     client_lifetime: dt.timedelta | None = None,
+    postgres: bool = True,
 ) -> Lab:
     """Start `nodes` lab nodes with an initial PKI and write the operator's state file.
 
@@ -561,12 +571,18 @@ def start_lab(
     `issued_at` and the `*_lifetime`s date the initial PKI, to rehearse a cluster whose CA or
     leaves are about to expire or already have (PostgreSQL keeps serving an expired certificate,
     as CockroachDB does; it is the clients that refuse it).
+    `postgres=False`: no PostgreSQL; each node's SQL port is a light stand-in (core/lab/console_server.py
+    --sql) that answers the SSLRequest, serves node.crt, checks client certificates against ca.crt (or
+    ca-client.crt) and reloads on SIGHUP, but refuses every login: for scale runs of up to 254 nodes
+    (without `ssh_clients`), where a PostgreSQL per node would not fit on the machine.
     """
     if node_cert_layout not in NODE_CERT_LAYOUTS:
         raise BadInput(f"node_cert_layout is {node_cert_layout!r}; choose one of {', '.join(NODE_CERT_LAYOUTS)}.")
     split = node_cert_layout == "split"
-    if not 1 <= nodes <= MAX_NODES:
-        raise BadInput(f"A lab has 1 to {MAX_NODES} nodes, not {nodes}.")
+    most = MAX_NODES if ssh_clients else MAX_NODES_WITHOUT_CLIENT_HOSTS
+    if not 1 <= nodes <= most:
+        raise BadInput(f"A lab has 1 to {most} nodes, not {nodes}"
+                       + (" (199 when clients are delivered over SSH)." if not ssh_clients else "."))
     clients = list(dict.fromkeys(clients))
     for user in clients:
         pki.check_user_name(user)
@@ -584,7 +600,8 @@ def start_lab(
     try:
         _mkdir(workdir)
         _check_reachable(workdir, run_as)
-        initdb_template(run_as)  # once per process; every node copies it
+        if postgres:
+            initdb_template(run_as)  # once per process; every node copies it
         scratch = ScratchDir("certrotate-lab-data-")
         try:
             prefix, lock, ssh_port, sql_port, http_port = _claim_block_and_ports(
@@ -660,10 +677,13 @@ def start_lab(
                         data_dir=scratch.path / node_name / "data",
                         socket_dir=scratch.path / node_name / "run",
                         ssl_ca_name="ca-client.crt" if client_ca else "ca.crt",
-                    ),
+                    ) if postgres else None,
                     owner=run_as,
                     console=LabConsole(node_dir / "console", address, http_port, certs_dir, run_as, name=node_name)
                     if console and http_port else None,
+                    sql_stand_in=None if postgres else LabConsole(
+                        node_dir / "sql", address, sql_port, certs_dir, run_as, name=node_name,
+                        sql_ca_file="ca-client.crt" if client_ca else "ca.crt"),
                 )
             )
         client_hosts = []
@@ -681,7 +701,10 @@ def start_lab(
                 )
             )
         for node in lab_nodes:
-            register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
+            if node.postgres is not None:
+                register_server(node.postgres.pid_path, str(node.postgres.data_dir), signal.SIGINT)
+            if node.sql_stand_in is not None:
+                register_server(node.sql_stand_in.pid_path, str(node.sql_stand_in.pid_path))
             register_server(node.sshd.pid_path, str(node.sshd.config_path))
             if node.console is not None:
                 register_server(node.console.pid_path, str(node.console.pid_path))
@@ -691,8 +714,8 @@ def start_lab(
         def bring_up(node: LabNode) -> None:
             issued = pki.issue_node(ca, node.addresses, key_type=key_type, profile=pki.NODE_PROFILES[node_cert_layout],
                                     **dates, **({"lifetime": node_lifetime} if node_lifetime else {}))
-            pg_dir = _mkdir(node.postgres.workdir)
-            if node.postgres.data_dir.parent != pg_dir:
+            pg_dir = _mkdir(node.postgres.workdir) if node.postgres is not None else None
+            if pg_dir is not None and node.postgres.data_dir.parent != pg_dir:
                 link = pg_dir / "data"  # for a human looking around
                 if link.is_symlink():
                     link.unlink()  # a workdir reused from an earlier lab
@@ -704,9 +727,10 @@ def start_lab(
                 client_node = pki.issue_client(client_signer, pki.NODE_USER, key_type=key_type, **dates,
                                                **({"lifetime": node_lifetime} if node_lifetime else {}))
                 node.install_files({"client.node.key": client_node.key_pem(), "client.node.crt": client_node.cert_pem})
-            started.append(node.postgres)
-            node.postgres.start()
-            node.postgres.create_roles(clients + ([pki.NODE_USER] if split else []))
+            started.append(node.sql_server)
+            node.sql_server.start()
+            if node.postgres is not None:
+                node.postgres.create_roles(clients + ([pki.NODE_USER] if split else []))
             if node.console is not None:
                 started.append(node.console)
                 node.console.start()

@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -69,7 +70,8 @@ class LabConsole(LabServer):
     what = "console"
 
     def __init__(self, workdir: Path, address: str, port: int, certs_dir: Path, run_as: RunAs, *,
-                 name: str | None = None, start_timeout: float = 30.0) -> None:
+                 name: str | None = None, start_timeout: float = 30.0, sql_ca_file: str | None = None) -> None:
+        self.sql_ca_file = sql_ca_file  # set: it stands in for the SQL port (core/lab/console_server.py --sql)
         self.workdir = Path(workdir)
         self.address = address
         self.port = port
@@ -106,6 +108,7 @@ class LabConsole(LabServer):
         track_running(self)
         argv = [python_for(self.run_as), "-I", str(self.script_path), "--address", self.address, "--port",
                 str(self.port), "--certs-dir", str(self.certs_dir), "--pid-file", str(self.pid_path)]
+        argv += ["--sql", self.sql_ca_file] if self.sql_ca_file else []
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                              cwd=self.workdir, start_new_session=True, **self.run_as.popen_kwargs())
@@ -130,6 +133,10 @@ class LabConsole(LabServer):
         context.verify_mode = ssl.CERT_NONE
         try:
             with socket.create_connection((self.address, self.port), timeout=1.0) as raw:
+                if self.sql_ca_file:  # the SQL stand-in starts like PostgreSQL: SSLRequest, then 'S'
+                    raw.sendall(struct.pack("!ii", 8, 80877103))
+                    if raw.recv(1) != b"S":
+                        return False
                 with context.wrap_socket(raw, server_hostname=self.address):
                     return True
         except (OSError, ssl.SSLError):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from core import pki
@@ -26,7 +27,7 @@ from core.remote.probes import probe_http, probe_sql
 from core.remote.ssh import SshPool
 from core.rotation import lifecycle, regions, restore
 from core.rotation import signers as signers_mod
-from core.rotation.context import Run
+from core.rotation.context import MAX_PARALLEL_HOSTS, Run
 from core.rotation.kinds import Kind
 from core.rotation.model import Gate, Outcome, Progress, Reporter
 from core.rotation.node_change import NodeChange
@@ -101,7 +102,8 @@ class SshDelivery:
         return None
 
     def check_retire_safe(self, run: Run) -> None:
-        """Retiring is safe only when every node serves its new leaf (checked, not only recorded)."""
+        """Retiring is safe only when every node serves its new leaf (checked, not only recorded, all nodes at once)."""
+        to_probe: list[tuple[NodeConfig, str]] = []
         for node in run.inventory.nodes:
             record = run.node(node.name)
             if not run.kind.renews_node_cert:
@@ -114,7 +116,12 @@ class SshDelivery:
             if not record.done("leaf") or not expected:
                 raise StepFailed(f"{node.name} has no new certificate recorded; the old CA cannot be retired yet.")
             if node.sql_addr:
-                served = probe_sql(node.sql_addr).fingerprint
+                to_probe.append((node, expected))
+        if not to_probe:
+            return
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(to_probe))) as pool:
+            seen = pool.map(lambda item: probe_sql(item[0].sql_addr).fingerprint, to_probe)
+            for (node, expected), served in zip(to_probe, seen):  # the first node in inventory order speaks
                 if served != expected:
                     raise StepFailed(
                         f"{node.name} serves certificate {served[:16]}…, not its new one {expected[:16]}…; retiring "
