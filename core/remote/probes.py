@@ -431,6 +431,7 @@ def wait_for_fingerprint(
     end = time.monotonic() + timeout
     last_seen: str | None = None
     last_error: CertRotateError | None = None
+    pauses = retry_pauses(interval)
     while True:
         left = end - time.monotonic()
         try:
@@ -444,9 +445,10 @@ def wait_for_fingerprint(
             raise
         except CertRotateError as exc:
             last_error = exc
-        if time.monotonic() + interval >= end:
+        pause = next(pauses)
+        if time.monotonic() + pause >= end:
             break
-        time.sleep(interval)
+        time.sleep(pause)
     if last_seen is None:
         assert last_error is not None
         raise last_error
@@ -609,7 +611,18 @@ def probe_trust(
                        address, served)
 
 
-TRUST_RETRY_SECONDS = 0.3
+TRUST_RETRY_SECONDS = 0.3  # the longest pause between two probes
+FIRST_RETRY_SECONDS = 0.025  # the first pause: a reload usually reaches the TLS layer within tens of ms
+
+
+def retry_pauses(longest: float = TRUST_RETRY_SECONDS) -> Iterator[float]:
+    """Pauses between probes that wait for a reload: short at first, then half as long again each
+    time up to `longest`, so a node that reloads at once is seen at once and a slow one is not
+    flooded with connections (each is a login attempt, a PostgreSQL backend)."""
+    pause = FIRST_RETRY_SECONDS
+    while True:
+        yield min(pause, longest)
+        pause *= 1.5
 
 
 def wait_for_trust(address: str, ca: Issued, trusted: bool, *, timeout: float, client: Issued | None = None,
@@ -624,6 +637,7 @@ def wait_for_trust(address: str, ca: Issued, trusted: bool, *, timeout: float, c
     last TrustResult is returned for the caller to compare.
     """
     deadline = time.monotonic() + timeout
+    pauses = retry_pauses()
     while True:
         last_try = time.monotonic() >= deadline
         try:
@@ -637,4 +651,4 @@ def wait_for_trust(address: str, ca: Issued, trusted: bool, *, timeout: float, c
             detail = str(error)
         if last_try:
             return detail
-        time.sleep(TRUST_RETRY_SECONDS)
+        time.sleep(min(next(pauses), max(0.0, deadline - time.monotonic())))
