@@ -69,3 +69,30 @@ def test_stopping_the_lab_stops_every_console_by_pid(lab_factory):
     assert all(pids) and set(pids) <= set(lab.pids)
     lab.stop()
     assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_a_node_without_postgresql_answers_the_rotation_probes_on_its_sql_port_and_reloads_its_ca(lab_factory):
+    from core.pki import bundle
+    from core.remote.probes import probe_trust
+    from core.remote.ssh import SshPool
+    from core.config import state as state_mod
+
+    lab = lab_factory(2, postgres=False)
+    node = lab.nodes[0]
+    assert node.postgres is None and node.sql_stand_in is not None
+    assert probe_sql(node.sql_addr).fingerprint == on_disk(node, "node.crt")
+    assert probe_trust(node.sql_addr, lab.ca).trusted
+    stranger = pki.issue_ca(key_type="ecdsa-p256", common_name="Stranger CA")
+    refused = probe_trust(node.sql_addr, stranger)
+    assert not refused.trusted and refused.alert == "unknown CA"
+
+    node.install_files({"ca.crt": bundle.combine(stranger.cert_pem, lab.ca.cert_pem)})
+    state = state_mod.load(lab.state_path)
+    with SshPool() as pool:  # the reload command in the state file, run over SSH as certrotate runs it
+        assert pool.session(state.inventory.nodes[0], state.base_dir).run(node.reload_command).ok
+    deadline = time.monotonic() + 10
+    while not probe_trust(node.sql_addr, stranger).trusted:
+        assert time.monotonic() < deadline, "the stand-in did not re-read ca.crt on SIGHUP"
+    pids = lab.pids
+    lab.stop()
+    assert not any(pid_alive(pid) for pid in pids)
