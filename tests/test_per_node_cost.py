@@ -53,7 +53,7 @@ def test_a_slow_save_spaces_the_next_ones_out_in_proportion():
     pacer = save_pacing.SavePacer(slow_save, clock=clock)
     pacer.host_done()
     clock.now += save_pacing.MIN_INTERVAL + 0.1
-    pacer.host_done()  # 0.6 s later: still within 20 x 0.1 s
+    pacer.host_done()  # 1.2 s later: still within SHARE x 0.1 s
     clock.now += save_pacing.SHARE * 0.1
     pacer.host_done()
     assert len(saves) == 2

@@ -253,7 +253,7 @@ class _Contexts:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._plain: ssl.SSLContext | None = None
-        self._clients: collections.OrderedDict[str, ssl.SSLContext] = collections.OrderedDict()
+        self._clients: collections.OrderedDict[int, tuple[Issued, ssl.SSLContext]] = collections.OrderedDict()
 
     def plain(self) -> ssl.SSLContext:
         with self._lock:
@@ -262,16 +262,16 @@ class _Contexts:
             return self._plain
 
     def with_client(self, client: Issued) -> ssl.SSLContext:
-        key = client.fingerprint  # the certificate names its key
+        key = id(client)  # the entry holds the client, so its id is not reused while cached
         with self._lock:
-            context = self._clients.get(key)
-            if context is not None:
+            entry = self._clients.get(key)
+            if entry is not None and entry[0] is client:
                 self._clients.move_to_end(key)
-                return context
+                return entry[1]
         context = _new_context()
         _load_client_certificate(context, client)
         with self._lock:
-            self._clients[key] = context
+            self._clients[key] = (client, context)
             while len(self._clients) > self.MAX_CLIENTS:
                 self._clients.popitem(last=False)
         return context

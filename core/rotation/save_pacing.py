@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-MIN_INTERVAL = 0.5  # seconds
-SHARE = 20  # wait at least this many times the last save's duration
+MIN_INTERVAL = 1.0  # seconds
+SHARE = 50  # wait at least this many times the last save's duration
 
 
 class SavePacer:

@@ -34,21 +34,21 @@ class ProbeClients:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._made: dict[tuple[str, str], Issued] = {}
+        self._made: dict[tuple[int, str], tuple[Issued, Issued]] = {}
         self._rsa_only: set[str] = set()  # addresses that refused a P-256 client certificate
 
     def client(self, ca: Issued, address: str) -> Issued:
         return self._client(ca, RSA if address in self._rsa_only else P256)
 
     def _client(self, ca: Issued, key_type: str) -> Issued:
-        key = (ca.fingerprint, key_type)
+        key = (id(ca), key_type)  # the entry holds `ca`, so its id is not reused while the run lasts
         with self._lock:
-            made = self._made.get(key)
-        if made is None:
+            entry = self._made.get(key)
+        if entry is None or entry[0] is not ca:
             made = probes.make_probe_client(ca, key_type=key_type)
             with self._lock:
-                made = self._made.setdefault(key, made)
-        return made
+                entry = self._made.setdefault(key, (ca, made))
+        return entry[1]
 
     def verdict(self, address: str, ca: Issued, trusted: bool, *, timeout: float,
                 serves: str | None = None) -> probes.TrustResult | str:
