@@ -21,6 +21,7 @@ from core.errors import BadInput
 from core.findings import exit_code
 from core.remote.ssh import SshPool
 from core.rotation import engine, kinds, proof_record
+from core.rotation.discard import MANUAL
 from core.rotation.model import Progress
 
 
@@ -35,7 +36,8 @@ def parse_now(text: str | None) -> dt.datetime | None:
 
 
 def print_progress(event: Progress) -> None:
-    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN"}.get(event.status, event.status)
+    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN",
+            MANUAL: "BYHAND"}.get(event.status, event.status)
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
 
 
@@ -171,6 +173,9 @@ def _advance(args: argparse.Namespace) -> int:
         return 0
     if outcome.finished:
         print("rotation finished; phase idle.")
+        retired = state.history[-1].get("retired_ca_key") if state.history else None
+        if retired:
+            print(f"The old CA key was moved to {retired} (kept for audits; it signs nothing in use).")
     elif outcome.gate:
         print(f"phase {outcome.phase}: {describe_gate(outcome.gate)}")
     return 0
@@ -185,12 +190,22 @@ def _rollback(args: argparse.Namespace) -> int:
         if not args.yes and not _confirm(f"Restore every host to its files from before rotation {state.rotation['id']}?"):
             print("rollback cancelled.")
             return 0
+        by_hand: list[str] = []
+
+        def report(event: Progress) -> None:
+            print_progress(event)
+            if event.status == MANUAL:
+                by_hand.append(event.host)
+
         with SshPool() as pool:
-            outcome = engine.rollback(state, pool, report=print_progress)
+            outcome = engine.rollback(state, pool, report=report)
     if outcome.gate:  # Kubernetes: the restore manifests wait for the operator
         print(f"rollback: {describe_gate(outcome.gate)}")
         return 0
-    print("rolled back; every host has its files from before the rotation. Phase idle.")
+    print("rolled back; every host certrotate reaches has its files from before the rotation. Phase idle.")
+    if by_hand:
+        print(f"Still to do by hand: give {', '.join(by_hand)} back the previous files named above "
+              "(certrotate cannot reach clients delivered by hand).")
     return 0
 
 

@@ -22,6 +22,7 @@ from core.config.record import RotationRecord
 from core.config.state import State
 from core.errors import CertRotateError
 from core.rotation import kinds
+from core.rotation.discard import MANUAL
 from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.view import when
@@ -31,7 +32,8 @@ from tui.widgets.host_progress import FINAL, HostProgress
 if TYPE_CHECKING:
     from core.rotation.model import Progress
 
-STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow"}
+STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow",
+                 MANUAL: "bold yellow"}
 
 
 def _host_count(state: State, step: str) -> int:
@@ -69,6 +71,7 @@ class RunStepScreen(Screen[tuple[str, str]]):
         self._state: State | None = None
         self._counted: set[str] = set()
         self._done: set[tuple[str, str]] = set()
+        self.by_hand: list[str] = []  # what only the operator can do (a rollback's clients delivered by hand)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -158,11 +161,16 @@ class RunStepScreen(Screen[tuple[str, str]]):
     def _describe_outcome(self) -> str:
         outcome = self.outcome
         if self.operation == "rollback" and not (outcome and outcome.gate):
-            return "Rolled back: every host has its files from before the rotation. Phase idle."
+            done = "Rolled back: every host certrotate reaches has its files from before the rotation. Phase idle."
+            if self.by_hand:
+                done += " Still to do by hand — " + " ".join(self.by_hand)
+            return done
         if outcome is None:
             return "Done."
         if outcome.finished:
-            return "Rotation finished; phase idle."
+            state = self.app.state
+            retired = state.history[-1].get("retired_ca_key") if state is not None and state.history else None
+            return "Rotation finished; phase idle." + (f" The old CA key was moved to {retired}." if retired else "")
         gate = outcome.gate
         if gate is None:
             return f"Phase {outcome.phase}."
@@ -176,6 +184,8 @@ class RunStepScreen(Screen[tuple[str, str]]):
     @on(Progressed)
     def show_progress(self, message: Progressed) -> None:
         event = message.event
+        if event.status == MANUAL:
+            self.by_hand.append(f"{event.host}: {event.detail}")
         if not (event.heading and event.host == PLAN_LINE):  # the executed plan's digest: a log line, not a host
             self.query_one(HostProgress).show(event)
         line = Text(f"{event.host:<20} {event.step:<8} ")
