@@ -49,8 +49,11 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
         run.execute(label, None, [export], step)
     if not run.dry_run:
         record.mark_done(step, pki.utcnow())
+        export_dir = run.ws.relative(run.ws.export_dir(client.user))
+        # The retire step ends the rotation: nothing is left to confirm, only the final bundle to hand over.
+        todo = "give it the new bundle (nothing to confirm)" if step == "retire" else "confirm delivery"
         run.report(Progress(label, step, "ok", "delivered" if client.delivered_over_ssh else
-                            f"exported to {run.ws.relative(run.ws.export_dir(client.user))}; confirm delivery"))
+                            f"exported to {export_dir}; {todo}"))
         run.save()
 
 

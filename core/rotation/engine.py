@@ -63,7 +63,7 @@ def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **opt
     deliveries.for_cluster(state.inventory.cluster).check_start(kind)
     if state.rotation:
         raise BadInput(
-            f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
+            f"A {_title(state.rotation.get('kind'))} ({state.rotation.get('id')}) is already in phase "
             f"{state.phase}; run `certrotate advance` to continue it or `certrotate rollback` to undo it "
             "(in the wizard: n, or b)."
         )
@@ -278,6 +278,12 @@ def current_confirm_key(state: State) -> str | None:
 
 
 # -- rollback ---------------------------------------------------------------------------------
+
+
+def _title(kind_name: str | None) -> str:
+    """How a sentence names a rotation kind: "first-time setup", not "init rotation"."""
+    kind = kinds.lookup(kind_name)
+    return kind.title if kind else f"{kind_name} rotation"
 
 
 def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outcome:

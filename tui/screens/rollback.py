@@ -12,7 +12,7 @@ from textual.widgets import Button, Label, Static
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.rotation import discard
-from tui.view import client_key
+from tui.view import client_key, kind_title
 
 
 def rollback_summary(state: State) -> str:
@@ -27,7 +27,8 @@ def rollback_summary(state: State) -> str:
                      "the rotation (node.crt/node.key too once a promote manifest was written: put them in "
                      "certs/kubernetes/<rotation id>/before/<region>/). You apply it and restart the StatefulSet, "
                      "then confirm; nodes with a sql_addr are verified.")
-    lines = [f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.", "", node_line]
+    lines = [f"Rotation {rotation.get('id')} ({kind_title(rotation.get('kind'))}) is in phase {state.phase}.", "",
+             node_line]
     if ssh_clients:
         lines.append(f"• Clients over SSH ({', '.join(ssh_clients)}): their previous files come back, and their "
                      "restart command runs.")
