@@ -12,10 +12,9 @@ from core.config.inventory import ClientConfig
 from core.config.record import LEAF_CONFIRMED, client_key
 from core.config.workspace import ensure_client_leaf
 from core.errors import StepFailed
-from core.rotation import client_files, client_proof
+from core.rotation import client_files, client_proof, linked_certs
 from core.rotation.context import Run
 from core.rotation.model import ExportFiles, FileContent, Gate, Progress
-from core.rotation.plans import plan_client_files
 
 
 def deliver_bundle(run: Run, step: str, bundle_pem: bytes) -> None:
@@ -37,8 +36,9 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
         session = run.session(client)
         paths = [f"{client.certs_dir.rstrip('/')}/{name}" for name in payload]
         facts = run.executor.observe(session, paths, None)
-        actions = plan_client_files(label, client.certs_dir, facts, payload, restart=client.restart,
-                                    backup_id=f"{run.rid}.{step}")
+        actions = linked_certs.plan_client_delivery(label, client.certs_dir, facts, payload, restart=client.restart,
+                                                    backup_id=f"{run.rid}.{step}",
+                                                    linked=linked_certs.observe(session, client.certs_dir))
         run.execute(label, session, actions, step)
         client_proof.prove_delivery(run, client, step)
         if not run.dry_run:

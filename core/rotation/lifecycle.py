@@ -10,13 +10,15 @@ import dataclasses
 import datetime as dt
 
 from core import files, pki
+from core.config.inventory import ClientConfig
 from core.config.record import client_key, history_entry
 from core.errors import CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import client_cert_name, client_key_name
 from core.remote import remote_files
-from core.rotation import proof_record
+from core.rotation import linked_certs, proof_record
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
+from core.rotation.model import Progress
 
 
 def enter_phase(run: Run, phase: str, detail: str = "") -> None:
@@ -90,6 +92,10 @@ def finish(run: Run, outcome: str) -> None:
     for host in ssh_hosts(run.inventory):
         try:
             session = run.session(host)
+            if isinstance(host, ClientConfig):  # a symlinked certs dir's superseded versions (linked_certs)
+                for detail in linked_certs.clean_up(session, host.certs_dir):
+                    run.record("versions", host=host_name(host), detail=detail)
+                    run.report(Progress(host_name(host), "finish", "running", detail))
             for step in BACKUP_STEPS:
                 remote_files.remove_backup(session, f"{run.rid}.{step}")
         except CertRotateError as error:
