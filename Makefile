@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo screenshots system-deps clean
+.PHONY: test demo screenshots system-deps test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The lab needs sshd and PostgreSQL 15, and the client-stack tests psql, Java 17 + PgJDBC, Go and Node
-# (tests/test_client_stacks.py); install them with apt when we are root and they are missing.
+# The lab (demo and tests) needs sshd and PostgreSQL 15; install them with apt when we are root and missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -23,12 +22,23 @@ system-deps:
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+# The tests also run the clients people use (psql, Java 17 + PgJDBC, Go, Node: tests/test_client_stacks.py)
+# and drive the browser mode in Chromium (tests/test_tui_browser.py).
+test-deps: system-deps
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
 	  command -v psql >/dev/null || missing="$$missing postgresql-client-15"; \
 	  command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	  [ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \
 	  command -v go >/dev/null || missing="$$missing golang-go"; \
 	  command -v node >/dev/null || missing="$$missing nodejs"; \
 	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
@@ -36,10 +46,10 @@ system-deps:
 
 # node-postgres for the client-stack tests, project-local (never global): .venv/node/node_modules/pg
 NODE_PG := $(VENV)/node/node_modules/pg/package.json
-$(NODE_PG): $(BIN)/python
+$(NODE_PG): $(BIN)/python | test-deps
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node pg@8.23.1
 
-test: system-deps $(STAMP) $(NODE_PG)
+test: test-deps $(STAMP) $(NODE_PG)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

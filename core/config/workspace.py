@@ -3,7 +3,9 @@
 Everything a rotation generates is written here before anything leaves the machine, under
 `local_certs_dir/rotations/<rotation id>/`, and found again on resume: each `ensure_*`
 function first looks for what an earlier (perhaps killed) run already made, and only
-issues anew when nothing usable is there. The CA keys stay here; nothing in this module
+issues anew when nothing usable is there. A preview (dry run) stages the same files: what
+it shows (sha256 of every certificate and key) is then exactly what the run uploads
+(core.rotation.contract); `dry_run` is still accepted from callers and changes nothing here. The CA keys stay here; nothing in this module
 sends anything anywhere.
 """
 
@@ -89,9 +91,10 @@ class Workspace:
 
 def ensure_ca(key_path: Path, cert_path: Path, *, key_type: str, lifetime: dt.timedelta, now: dt.datetime,
               common_name: str, dry_run: bool = False) -> pki.Issued:
-    """A CA at these paths: reuse a complete earlier one, finish a half-made one, or make it.
+    """A CA at these paths: reuse a complete earlier one, finish a half-made one, or make it (key 0600).
 
-    With `dry_run` nothing is written: the CA is a preview that lives in memory only.
+    A dry run writes it too (on the operator's side only), so that the next preview and the
+    run show and use this CA, not a throwaway one each time.
     """
     key = None
     if key_path.exists():
@@ -101,8 +104,6 @@ def ensure_ca(key_path: Path, cert_path: Path, *, key_type: str, lifetime: dt.ti
             if key_matches_certificate(key, cert.public_key()):
                 return pki.Issued(cert, key)
     issued = pki.issue_ca(key_type=key_type, lifetime=lifetime, now=now, key=key, common_name=common_name)
-    if dry_run:
-        return issued
     if key is None:
         files.write_private(key_path, issued.key_pem(), overwrite=False)
     files.write_public(cert_path, issued.cert_pem, overwrite=True)
@@ -127,8 +128,7 @@ def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None
 
 
 def _write_leaf(cert_path: Path, key_path: Path, issued: pki.Issued, dry_run: bool) -> LeafFiles:
-    if dry_run:
-        return LeafFiles(issued.cert_pem, issued.key_pem(), issued.fingerprint)
+    """Stage a new leaf (a preview too, so the run uploads the bytes the preview showed)."""
     files.write_private(key_path, issued.key_pem(), overwrite=True)
     files.write_public(cert_path, issued.cert_pem, overwrite=True)
     return LeafFiles(issued.cert_pem, issued.key_pem(), issued.fingerprint)
