@@ -106,7 +106,7 @@ def test_a_ca_rotation_swaps_the_link_and_no_reader_sees_a_mix(linked):
         assert certrotate(lab, "start", "ca").returncode == 0
         trust = certrotate(lab, "advance")
         assert trust.returncode == 0, trust.stderr + trust.stdout
-        rid = json.loads(certrotate(lab, "status", "--json").stdout)["id"]
+        rid = json.loads(certrotate(lab, "status", "--json").stdout)["rotation_id"]
         assert os.readlink(link) == f"archive/certs.{rid}.trust"
         assert f"{link} now points to archive/certs.{rid}.trust (was archive/certs.1)" in trust.stdout
         rest = certrotate(lab, "advance", "--now", FUTURE, "--yes")
@@ -154,7 +154,7 @@ def test_rollback_points_the_link_back_at_the_set_from_before(lab_factory, tmp_p
     assert certrotate(lab, "advance").returncode == 0
     leaf = certrotate(lab, "advance", "--now", FUTURE)
     assert leaf.returncode == 0 and "waiting for confirmation" in leaf.stdout, leaf.stderr + leaf.stdout
-    rid = json.loads(certrotate(lab, "status", "--json").stdout)["id"]
+    rid = json.loads(certrotate(lab, "status", "--json").stdout)["rotation_id"]
     assert os.readlink(host.certs_dir) == f"archive/certs.{rid}.leaf"
     assert (host.certs_dir / "client.app.crt").read_bytes() != before["client.app.crt"][0]
 
