@@ -444,11 +444,14 @@ def remove_superseded(session: HostSession, certs_dir: str, *, timeout: float | 
             path = posixpath.join(parent, attrs.filename)
             if not stat_module.S_ISDIR(attrs.st_mode or 0) or not attrs.filename.startswith(f"{linked.name}."):
                 continue
-            marker = _read_json(session, sftp, posixpath.join(path, BACKUP_DIR_NAME, MARKER_NAME))
+            try:
+                marker = _read_json(session, sftp, posixpath.join(path, BACKUP_DIR_NAME, MARKER_NAME))
+                records = (_read_json(session, sftp, posixpath.join(
+                    _record_dir(path, str(marker.get("version", ""))), LINK_RECORD_NAME)) if marker else None) or {}
+            except StepFailed:  # a damaged record: not provably certrotate's, so left alone
+                continue
             if marker is None or marker.get("link") != link:
                 continue
-            records = _read_json(session, sftp, posixpath.join(
-                _record_dir(path, str(marker.get("version", ""))), LINK_RECORD_NAME)) or {}
             if isinstance(records.get("previous"), str):
                 previous_targets.add(posixpath.basename(records["previous"].rstrip("/")))
             if path == linked.target:
