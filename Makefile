@@ -14,7 +14,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The lab needs sshd and PostgreSQL 15; install them with apt when we are root and they are missing.
+# The lab needs sshd and PostgreSQL 15, the signer tests SoftHSM2 (a real PKCS#11 token) and CFSSL
+# (an organisation's CA server); install them with apt when we are root and they are missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -22,6 +23,8 @@ system-deps:
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
+	  [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
+	  command -v cfssl >/dev/null || missing="$$missing golang-cfssl"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -21,6 +21,7 @@ from core.errors import BadInput
 from core.rotation.executor import Progress
 from core.diagnose.health import Finding, check_certs_dir, check_state
 from core.remote.ssh import SshPool
+from tui import secret_flags
 
 
 def parse_now(text: str | None) -> dt.datetime | None:
@@ -41,6 +42,8 @@ def print_progress(event: Progress) -> None:
 def describe_gate(gate: engine.Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
+    if gate.kind == "certificates":
+        return f"waiting for signed certificates: {gate.reason}; still missing: {', '.join(gate.items)}; run advance again then."
     items = ", ".join(gate.items)
     return f"waiting for confirmation: {gate.reason} ({items}); confirm in the wizard or run advance --yes."
 
@@ -97,12 +100,15 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
 
 def _start(args: argparse.Namespace) -> int:
     path = Path(args.state)
+    secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
         if (args.cert or args.key) and args.kind != "ui":
             raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
         options = {"cert_path": args.cert, "key_path": args.key} if args.kind == "ui" else {}
-        rotation = engine.start(state, args.kind, **options)
+        if args.new_ca:
+            options["new_ca"] = Path(args.new_ca)
+        rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **options))
         state_mod.save(state)
     print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
     return 0
@@ -111,13 +117,15 @@ def _start(args: argparse.Namespace) -> int:
 def _advance(args: argparse.Namespace) -> int:
     path = Path(args.state)
     now = parse_now(args.now)
+    secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
         if not state.rotation:
             print("no rotation in flight (phase idle); start one with `certrotate start ca|nodes|clients|init`.")
             return 0
         with SshPool() as pool:
-            outcome = engine.advance(state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=print_progress)
+            outcome = secret_flags.with_secrets(lambda: engine.advance(
+                state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=print_progress))
     if args.dry_run:
         print(f"dry run of phase {outcome.phase}: nothing was changed.")
         for host, lines in outcome.plan.items():
@@ -181,12 +189,16 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
                                       "default [cluster] ui_cert")
     start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")
+    start.add_argument("--new-ca", metavar="FILE", help="ca: the organisation's new CA certificate "
+                                                        '(signer = "cfssl" or "manual")')
+    secret_flags.add_flags(start)
     start.set_defaults(handler=_start)
 
     advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")
     advance.add_argument("--yes", action="store_true", help="give the operator confirmations (never skips a date)")
     advance.add_argument("--dry-run", action="store_true", help="print per host what would be written and run")
     advance.add_argument("--now", help="the clock schedule gates read (ISO 8601; rehearsal and tests)")
+    secret_flags.add_flags(advance)
     advance.set_defaults(handler=_advance)
 
     rollback = subparsers.add_parser("rollback", parents=[state_parent], help="undo the rotation in flight")

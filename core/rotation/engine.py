@@ -29,6 +29,7 @@ from core import files, pki
 from core.pki import bundle
 
 from core.rotation import signers as ca_material
+from core.signers import select as signer_select
 
 from core.rotation import regions
 
@@ -41,6 +42,7 @@ from core.errors import BadInput, CertRotateError, StepFailed
 from core.rotation.executor import Reporter, silent
 from core.rotation.leaf_step import leaf_node, node_leaves
 from core.rotation.plans import TrustCheck
+from core.rotation.signing_gate import awaiting_signatures
 from core.remote.probes import probe_sql
 from core.rotation.context import BACKUP_STEPS, DONE, Gate, Outcome, Run, client_key, host_name, ssh_hosts
 from core.remote.ssh import SshPool
@@ -81,6 +83,7 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None, **options:
         return ui_cert.start(state, **options)
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
+    organisation_ca = signer_select.check_start(ws, kind, options.get("new_ca"))  # start ca --new-ca FILE
     if kind == "init":
         client_ca_files = [ws.client_ca_key_path, ws.client_bundle_path] if ws.client_ca_key_path else []
         for existing in [ws.ca_key_path, ws.bundle_path] + client_ca_files:
@@ -102,6 +105,8 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None, **options:
             raise BadInput("Every CA in the local bundle has expired; the cluster trusts nothing valid. Use `start init`.")
     rotation_id = rotation_id_for(kind, real_now)
     state.rotation = {"id": rotation_id, "kind": kind, "phase": "trust" if kind in CA_KINDS else "leaf", "started": real_now}
+    if organisation_ca is not None:  # the new CA is the organisation's: found there by core.signers.select.rotation_ca
+        files.write_public(ws.rotation_dir(rotation_id) / CA_CERT, organisation_ca, overwrite=False)
     state.record("start", at=real_now, detail=f"{kind} rotation {rotation_id}")
     return state.rotation
 
@@ -165,6 +170,9 @@ def phase_leaf(run: Run) -> Gate | None:
     split = run.inventory.cluster.split_node_certs
     nodes_too = run.kind in ("ca", "nodes", "init") or (run.kind == CLIENT_CA_KIND and split)
     clients_too = run.kind in ("ca", "clients", "init", CLIENT_CA_KIND)
+    waiting = awaiting_signatures(run, ca, client_ca, nodes_too=nodes_too, clients_too=clients_too)
+    if waiting:
+        return waiting  # signer = "manual": CSRs are out, certificates missing (core.rotation.signing_gate)
     first_bundles = _first_bundles(run, signers)
     if nodes_too:
         _leaf_nodes(run, signers, first_bundles)

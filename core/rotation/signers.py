@@ -19,9 +19,8 @@ from core import files, pki
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
 from core.rotation.client_ca import CLIENT_CA_KIND, authority_for
-from core.errors import BadInput
-from core.pki.keys import key_matches_certificate, load_private_key
 from core.rotation.context import Run
+from core.signers import select as signer_select
 from core.config.workspace import ensure_ca
 
 
@@ -37,14 +36,19 @@ def new_ca(run: Run) -> pki.Issued:
     """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
     cluster = run.inventory.cluster
     authority = run.authority
+    token_label = cluster.pkcs11_key_label or ""
     if run.kind == "init":
         key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
         name = authority.common_name
     else:
         key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
         name = f"{authority.common_name} {run.rid}"
-    ca = ensure_ca(key_path, cert_path, key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
-                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run)
+        token_label = f"{token_label}-{run.rid}"
+    # core.signers: a key file (plain or encrypted), a key made in the token, or the organisation's new CA.
+    ca = signer_select.rotation_ca(run.ws, key_path=key_path, cert_path=cert_path, key_label=token_label,
+                                   key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
+                                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run,
+                                   current_key=None if run.kind == "init" else authority.key_path)
     if not run.dry_run and "new_ca" not in run.rotation:
         run.rotation["new_ca"] = {
             "fingerprint": ca.fingerprint,
@@ -53,23 +57,22 @@ def new_ca(run: Run) -> pki.Issued:
         }
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
         run.save()
-    run.executor.probe_cas[ca.fingerprint] = ca
+    _probe_with(run, ca)
     return ca
+
+
+def _probe_with(run: Run, ca) -> None:
+    """Throwaway probe certificates need a CA certrotate signs with itself (not an organisation's CFSSL or manual CA)."""
+    if signer_select.can_probe(ca):
+        run.executor.probe_cas[ca.fingerprint] = ca
 
 
 def old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
     """The CA whose key the operator holds (cluster.ca_key or client_ca_key), to prove trust in it with a probe."""
-    key_path = run.authority.key_path
-    try:
-        key = load_private_key(key_path.read_bytes(), str(key_path))
-    except (OSError, BadInput):
-        return None
-    for entry in old_bundle.entries:
-        if key_matches_certificate(key, entry.certificate.public_key()):
-            issued = pki.Issued(entry.certificate, key)
-            run.executor.probe_cas[issued.fingerprint] = issued
-            return issued
-    return None
+    issued = signer_select.probe_ca(run.ws, run.authority.key_path, old_bundle)
+    if issued is not None:
+        _probe_with(run, issued)
+    return issued
 
 
 def signing_ca(run: Run) -> pki.Issued:
@@ -77,7 +80,7 @@ def signing_ca(run: Run) -> pki.Issued:
     if run.kind in ("ca", "init"):
         return new_ca(run)
     ca = run.ws.current_ca()
-    run.executor.probe_cas[ca.fingerprint] = ca
+    _probe_with(run, ca)
     return ca
 
 
