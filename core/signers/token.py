@@ -95,20 +95,24 @@ class TokenSession:
 
         wanted = _spki(public_key)
         with self.lock:
-            for public in self.session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY}):
+            # One object search at a time: PKCS#11 refuses a second while the first is open.
+            publics = list(self.session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY}))
+            for public in publics:
                 if _token_spki(public) != wanted:
                     continue
-                for private in self.session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
-                                                         Attribute.ID: public[Attribute.ID]}):
-                    return private
+                privates = list(self.session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                                                          Attribute.ID: public[Attribute.ID]}))
+                if privates:
+                    return privates[0]
         return None
 
     def public_key_labelled(self, label: str) -> PublicKey | None:
         from pkcs11 import Attribute, ObjectClass
 
         with self.lock:
-            for public in self.session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}):
-                return serialization.load_der_public_key(_token_spki(public))  # type: ignore[return-value]
+            publics = list(self.session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY, Attribute.LABEL: label}))
+            if publics:
+                return serialization.load_der_public_key(_token_spki(publics[0]))  # type: ignore[return-value]
         return None
 
     def generate(self, label: str, key_type: str) -> PublicKey:
