@@ -33,7 +33,7 @@ class LeafFiles:
     """A certificate and key on the operator's disk, as they will be uploaded."""
 
     cert_pem: bytes
-    key_pem: bytes
+    key_pem: bytes | None  # None: the key was made on the node and never leaves it (key_on_node)
     fingerprint: str
 
     def __repr__(self) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from core import pki
 
 from core.remote import remote_files
+from core.rotation import key_on_node
 from core.rotation.actions import ExpectAccepted
 from core.pki.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
 from core.rotation.client_ca import CLIENT_CA_KIND, CLIENT_NODE_CERT, NodeLeafSet, check_node_leaf_set
@@ -28,8 +29,12 @@ from core.config.workspace import ensure_client_node_leaf, ensure_node_leaf
 def node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued | None, client_ca: pki.Issued) -> NodeLeafSet:
     """node.crt (not when only the client CA changes) and, in the split layout, client.node.crt."""
     now = pki.utcnow()
-    server = (None if node_ca is None or run.kind == CLIENT_CA_KIND else
-              ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run))
+    if node_ca is None or run.kind == CLIENT_CA_KIND:
+        server = None
+    elif key_on_node.wanted(run, node):  # the key is made on the node; only its CSR comes here
+        server = key_on_node.node_leaf(run, node, node_ca, now=now)
+    else:
+        server = ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run)
     client_node = (ensure_client_node_leaf(run.ws, run.rid, client_ca, node, now=now, dry_run=run.dry_run)
                    if run.inventory.cluster.split_node_certs else None)
     return NodeLeafSet(server, client_node)
@@ -58,7 +63,12 @@ def leaf_node(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: di
                              backup_id=f"{run.rid}.leaf", verified=record.get("leaf") == DONE, extra_files=extra,
                              accepted=accepted)
     run.report(Progress(node.name, "leaf", "running", "starting"))
+    on_node = key_on_node.wanted(run, node) and run.kind != CLIENT_CA_KIND
+    if on_node and run.dry_run:
+        run.plans.setdefault(node.name, []).extend(key_on_node.preview_lines(run, node))
     try:
+        if on_node and server is not None and actions and not run.dry_run:
+            key_on_node.switch_key(run, node, session, f"{run.rid}.leaf")  # backed up, then renamed into place
         run.execute(node.name, session, actions, "leaf")
     except CertRotateError as error:
         if run.dry_run:

@@ -93,11 +93,10 @@ def plan_node_leaf(
     accept. Without `cert_pem` node.crt stays, and the node must go on serving `fingerprint`.
     """
     wanted = []
-    if cert_pem is not None and key_pem is not None:
-        wanted += [
-            FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE),
-            FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC),
-        ]
+    if cert_pem is not None:
+        if key_pem is not None:  # None: the node made its key itself (key_on_node); only node.crt goes up
+            wanted.append(FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE))
+        wanted.append(FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC))
     wanted += [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in (extra_files or {}).items()]
     if bundle_pem is not None:
         wanted.insert(0, FileContent(posixpath.join(certs_dir, CA_CERT), bundle_pem, PUBLIC))

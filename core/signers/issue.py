@@ -91,3 +91,19 @@ def _missing_sans(certificate: x509.Certificate, wanted: tuple[x509.GeneralName,
     except x509.ExtensionNotFound:
         present = set()
     return [str(name.value) for name in wanted if name not in present]
+
+
+def issue_for_csr(ca, *, csr: x509.CertificateSigningRequest, profile: pki.Profile, subject: x509.Name,
+                  sans: list[x509.GeneralName], lifetime: dt.timedelta, now: dt.datetime, label: str,
+                  request_path: Path | None = None, ocsp_url: str | None = None, dry_run: bool = False) -> x509.Certificate:
+    """The certificate for a CSR whose key is elsewhere (made on the node): signed by `ca` and checked.
+
+    The CSR's own signature proves its maker holds the key; its subject and SANs are not
+    trusted, the request says what the certificate must carry."""
+    if not csr.is_signature_valid:
+        raise BadInput(f"The CSR for {label} is not signed by its own key; it was damaged on the way.")
+    request = CertificateRequest(profile=profile, subject=subject, sans=tuple(sans), csr=csr, lifetime=lifetime,
+                                 now=now, label=label, request_path=request_path, ocsp_url=ocsp_url, dry_run=dry_run)
+    certificate = sign(ca, request)
+    check_issued(certificate, request, ca.certificate)
+    return certificate
