@@ -300,7 +300,7 @@ def _check_signer_fields(c: _Reader, cluster: ClusterConfig) -> None:
     needed = {"pkcs11": ("pkcs11_module", "pkcs11_token", "pkcs11_key_label"), "cfssl": ("cfssl_url", "cfssl_auth_key_file")}
     for key in needed.get(cluster.signer, ()):
         if getattr(cluster, key) is None:
-            c.fail(key, f'is missing: signer = "{cluster.signer}" needs {", ".join(needed[cluster.signer])}')
+            c.fail("signer", f'is "{cluster.signer}", which needs {key} too (and {", ".join(needed[cluster.signer])})')
     if cluster.signer != "local" and cluster.client_ca_key is not None:
         c.fail("client_ca_key", f'is not supported with signer = "{cluster.signer}" yet; use the local signer for a '
                                 "separate client CA")

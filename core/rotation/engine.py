@@ -30,6 +30,7 @@ from core.pki import bundle
 
 from core.rotation import signers as ca_material
 from core.signers import select as signer_select
+from core.signers.identity import check_identities
 
 from core.rotation import regions
 
@@ -84,6 +85,8 @@ def start(state: State, kind: str, *, now: dt.datetime | None = None, **options:
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     organisation_ca = signer_select.check_start(ws, kind, options.get("new_ca"))  # start ca --new-ca FILE
+    if not state.inventory.cluster.on_kubernetes:
+        check_identities(state.inventory)  # no certificate that would lock a user or a node out
     if kind == "init":
         client_ca_files = [ws.client_ca_key_path, ws.client_bundle_path] if ws.client_ca_key_path else []
         for existing in [ws.ca_key_path, ws.bundle_path] + client_ca_files:
