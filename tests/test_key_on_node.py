@@ -4,6 +4,7 @@ import os
 import stat
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.rotation_support import certrotate, edit_inventory, node_files, served
@@ -47,6 +48,34 @@ def test_a_dry_run_says_where_the_key_is_made_and_makes_none(key_lab):
     before = node_files(lab)
     result = certrotate(lab, "advance", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "never leaves the node" in result.stdout
+    assert "it never leaves the host" in result.stdout
     assert node_files(lab) == before
     assert operator_private_keys(lab.operator_dir / "certs" / "rotations") == []
+
+
+def test_a_client_with_key_on_host_gets_a_certificate_for_the_key_its_host_made(lab_factory):
+    from core.lab.postgres import connect_tls
+
+    lab = lab_factory(2, ssh_clients=("app",))
+
+    def key_on_host(data):
+        for client in data["clients"]:
+            if client["user"] == "app":
+                client["key_on_host"] = True
+    edit_inventory(lab, key_on_host)
+    host = lab.client_host("app")
+    old_cert = (host.certs_dir / "client.app.crt").read_bytes()
+    assert certrotate(lab, "start", "clients").returncode == 0
+    result = certrotate(lab, "advance", "--yes")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "rotation finished" in result.stdout
+    cert = x509.load_pem_x509_certificate((host.certs_dir / "client.app.crt").read_bytes())
+    assert cert.public_bytes(serialization.Encoding.PEM) != old_cert
+    key = serialization.load_pem_private_key((host.certs_dir / "client.app.key").read_bytes(), None)
+    assert key.public_key() == cert.public_key()
+    assert stat.S_IMODE((host.certs_dir / "client.app.key").stat().st_mode) == 0o600
+    for node in lab.nodes:
+        with connect_tls(node.address, host.certs_dir, "app", port=node.sql_port) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    public = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert public not in operator_private_keys(lab.operator_dir)

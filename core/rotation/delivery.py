@@ -21,6 +21,7 @@ from core.errors import StepFailed
 from core.rotation.executor import Progress
 from core.config.inventory import ClientConfig, NodeConfig
 from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
+from core.remote.ssh import HostSession
 from core.rotation.plans import PRIVATE, PUBLIC, TrustCheck, plan_bundle, plan_client_files
 from core.rotation.context import DONE, Gate, Run, client_key
 from core.config.workspace import ensure_client_leaf
@@ -79,7 +80,7 @@ def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], Non
 
 
 def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[str, tuple[bytes, int]], *,
-                      confirm_key: str) -> None:
+                      confirm_key: str, before_write: Callable[[HostSession], None] | None = None) -> None:
     """SSH clients get the files (and their restart); the others get an export to confirm by hand."""
     record = run.client_record(client)
     label = client_key(client)
@@ -92,6 +93,8 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
         facts = run.executor.observe(session, paths, None)
         actions = plan_client_files(label, client.certs_dir, facts, payload, restart=client.restart,
                                     backup_id=f"{run.rid}.{step}")
+        if before_write is not None and actions and not run.dry_run:
+            before_write(session)  # key_on_host: the host's new key renamed into place first
         run.execute(label, session, actions, step)
         if not run.dry_run:
             record[confirm_key] = True
@@ -110,6 +113,9 @@ def deliver_to_client(run: Run, client: ClientConfig, step: str, payload: dict[s
 def deliver_client_leaves(run: Run, client_ca: pki.Issued, *, ca_bundle: bytes | None = None) -> None:
     """Every client's new certificate and key, signed by `client_ca` (a first install adds its ca.crt)."""
     for client in run.inventory.clients:
+        if client.key_on_host and client.delivered_over_ssh:  # core.rotation.key_on_node: only a CSR leaves the host
+            _deliver_key_on_host(run, client, client_ca, ca_bundle)
+            continue
         leaf = ensure_client_leaf(run.ws, run.rid, client_ca, client.user, now=pki.utcnow(), dry_run=run.dry_run)
         payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC),
                    client_key_name(client.user): (leaf.key_pem, PRIVATE)}
@@ -118,6 +124,30 @@ def deliver_client_leaves(run: Run, client_ca: pki.Issued, *, ca_bundle: bytes |
         deliver_to_client(run, client, "leaf", payload, confirm_key="leaf_confirmed")
         if not run.dry_run:
             run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint
+
+
+def _deliver_key_on_host(run: Run, client: ClientConfig, client_ca: pki.Issued, ca_bundle: bytes | None) -> None:
+    from core.rotation import key_on_node
+
+    label = client_key(client)
+    assert client.certs_dir is not None
+    if run.client_record(client).get("leaf") == DONE:
+        run.report(Progress(label, "leaf", "skipped", "already delivered"))
+        return
+    leaf = key_on_node.client_leaf(run, client, client_ca, label)
+    if leaf is None:  # a dry run asks nothing of the host
+        run.plans.setdefault(label, []).extend(key_on_node.preview_lines(
+            run, label, client.certs_dir, client_key_name(client.user), client_cert_name(client.user)))
+        return
+    payload = {client_cert_name(client.user): (leaf.cert_pem, PUBLIC)}
+    if ca_bundle:
+        payload = {CA_CERT: (ca_bundle, PUBLIC), **payload}
+    deliver_to_client(run, client, "leaf", payload, confirm_key="leaf_confirmed", before_write=lambda session:
+                      key_on_node.switch_key(run, label, client.certs_dir, session, f"{run.rid}.leaf",
+                                             key_name=client_key_name(client.user),
+                                             cert_name=client_cert_name(client.user)))
+    if not run.dry_run:
+        run.client_record(client)["leaf_fingerprint"] = leaf.fingerprint
 
 
 def _unconfirmed(run: Run, confirm_key: str) -> list[ClientConfig]:

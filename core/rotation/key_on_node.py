@@ -1,4 +1,4 @@
-"""Node keys made on the node (`key_on_node = true`): only a CSR leaves it, only a certificate goes up.
+"""Keys made where they are used (`key_on_node`, a client's `key_on_host`): only a CSR leaves the host.
 
 For each node the leaf step (core.rotation.leaf_step) then:
 1. has the node make its new key with `openssl` under `<certs_dir>/.certrotate-newkey-<rotation id>/`
@@ -10,6 +10,8 @@ For each node the leaf step (core.rotation.leaf_step) then:
    the same step, reloads once and verifies; a failure restores both from the backup.
 No node private key is ever read by certrotate, so none exists on the operator's machine,
 in a preview, or in the state file. A re-run finds the key (and the certificate) again.
+An SSH-delivered client with `key_on_host = true` goes the same way with client.<user>.key
+and client.<user>.crt in its certs_dir, followed by its restart.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
 from core import files, pki
-from core.config.inventory import NodeConfig
+from core.config.inventory import ClientConfig, NodeConfig
 from core.config.workspace import LeafFiles, _leaf_lifetime
 from core.errors import StepFailed
-from core.pki.certs_dir import NODE_CERT, NODE_KEY
+from core.pki.certs_dir import NODE_CERT, NODE_KEY, client_cert_name, client_key_name
 from core.pki.keys import KEY_TYPES
-from core.pki.subjects import node_subject
+from core.pki.subjects import client_subject, node_subject
 from core.remote import remote_files
 from core.remote.ssh import HostSession
 from core.rotation.context import Run
@@ -42,13 +44,13 @@ def wanted(run: Run, node: NodeConfig) -> bool:
     return node.key_on_node if node.key_on_node is not None else run.inventory.cluster.key_on_node
 
 
-def staging_dir(run: Run, node: NodeConfig) -> str:
-    return posixpath.join(node.certs_dir.rstrip("/"), f".certrotate-newkey-{run.rid}")
+def staging_dir(run: Run, certs_dir: str) -> str:
+    return posixpath.join(certs_dir.rstrip("/"), f".certrotate-newkey-{run.rid}")
 
 
-def preview_lines(run: Run, node: NodeConfig) -> list[str]:
-    return [f"make a new key in {staging_dir(run, node)}/ with openssl on {node.name} (it never leaves the node) "
-            "and send back a CSR", f"rename it over {node.certs_dir.rstrip('/')}/{NODE_KEY} with the new {NODE_CERT}"]
+def preview_lines(run: Run, host: str, certs_dir: str, key_name: str = NODE_KEY, cert_name: str = NODE_CERT) -> list[str]:
+    return [f"make a new key in {staging_dir(run, certs_dir)}/ with openssl on {host} (it never leaves the host) "
+            "and send back a CSR", f"rename it over {certs_dir.rstrip('/')}/{key_name} with the new {cert_name}"]
 
 
 def _genpkey(key_type: str) -> str:
@@ -74,11 +76,12 @@ def _san_arg(sans: list[x509.GeneralName]) -> str:
     return "subjectAltName=" + ",".join(items)
 
 
-def key_and_csr_command(run: Run, node: NodeConfig, subject: x509.Name, sans: list[x509.GeneralName]) -> str:
-    """One shell script: make the key once (0600 from the first byte, owned like node.key), print its CSR."""
-    directory = staging_dir(run, node)
-    key = posixpath.join(directory, NODE_KEY)
-    current = posixpath.join(node.certs_dir.rstrip("/"), NODE_KEY)
+def key_and_csr_command(run: Run, certs_dir: str, key_name: str, subject: x509.Name,
+                        sans: list[x509.GeneralName]) -> str:
+    """One shell script: make the key once (0600 from the first byte, owned like the key it replaces), print its CSR."""
+    directory = staging_dir(run, certs_dir)
+    key = posixpath.join(directory, key_name)
+    current = posixpath.join(certs_dir.rstrip("/"), key_name)
     q = shlex.quote
     csr = f"openssl req -new -key {q(key)} -subj {q(_subject_arg(subject))}"
     if sans:
@@ -104,18 +107,8 @@ def node_leaf(run: Run, node: NodeConfig, ca, *, now) -> LeafFiles | None:
     profile = pki.NODE_PROFILES[run.inventory.cluster.node_cert_layout]
     subject = node_subject(run.inventory.cluster.node_subject, node.name, with_cn=not run.inventory.cluster.split_node_certs)
     sans = pki.subject_alternative_names(list(node.addresses) or [node.ssh_host])
-    session = run.session(node)
-    result = session.run(key_and_csr_command(run, node, subject, sans))
-    if result.exit_status == NO_OPENSSL:
-        raise StepFailed(f"{node.name} has no openssl, which key_on_node needs to make the key there; install it "
-                         "(e.g. apt-get install openssl) or set key_on_node = false for this node.")
-    if not result.ok:
-        raise StepFailed(f"{node.name}: making the new key with openssl failed (exit {result.exit_status}"
-                         + (f": {result.stderr.strip()[:200]}" if result.stderr.strip() else "") + ").")
-    try:
-        csr = x509.load_pem_x509_csr(result.stdout.encode())
-    except ValueError:
-        raise StepFailed(f"{node.name}: openssl did not print a CSR for the new key.") from None
+    csr = make_key_and_csr(run, run.session(node), node.name, node.certs_dir, NODE_KEY, subject, sans,
+                           setting="key_on_node = false for this node")
     certificate = issue_for_csr(
         ca, csr=csr, profile=profile, subject=subject, sans=sans,
         lifetime=_leaf_lifetime(ca, run.inventory.cluster.node_lifetime_days, now), now=now,
@@ -125,6 +118,22 @@ def node_leaf(run: Run, node: NodeConfig, ca, *, now) -> LeafFiles | None:
     pem = certificate.public_bytes(serialization.Encoding.PEM)
     files.write_public(cert_path, pem, overwrite=True)
     return LeafFiles(pem, None, pki.sha256_fingerprint(certificate))
+
+
+def make_key_and_csr(run: Run, session: HostSession, host: str, certs_dir: str, key_name: str, subject: x509.Name,
+                     sans: list[x509.GeneralName], *, setting: str) -> x509.CertificateSigningRequest:
+    """The host makes (or finds again) its new key and prints a CSR for it; only the CSR comes back."""
+    result = session.run(key_and_csr_command(run, certs_dir, key_name, subject, sans))
+    if result.exit_status == NO_OPENSSL:
+        raise StepFailed(f"{host} has no openssl, which is needed to make its key there; install it "
+                         f"(e.g. apt-get install openssl) or set {setting}.")
+    if not result.ok:
+        raise StepFailed(f"{host}: making the new key with openssl failed (exit {result.exit_status}"
+                         + (f": {result.stderr.strip()[:200]}" if result.stderr.strip() else "") + ").")
+    try:
+        return x509.load_pem_x509_csr(result.stdout.encode())
+    except ValueError:
+        raise StepFailed(f"{host}: openssl did not print a CSR for the new key.") from None
 
 
 def _staged_certificate(cert_path: Path, ca) -> LeafFiles | None:
@@ -139,14 +148,40 @@ def _staged_certificate(cert_path: Path, ca) -> LeafFiles | None:
     return LeafFiles(pem, None, pki.sha256_fingerprint(certificate))
 
 
-def switch_key(run: Run, node: NodeConfig, session: HostSession, backup_id: str) -> None:
-    """node.key (and node.crt) backed up, then the node's new key renamed over node.key; a no-op once done."""
-    base = node.certs_dir.rstrip("/")
-    remote_files.backup_files(session, [posixpath.join(base, NODE_KEY), posixpath.join(base, NODE_CERT)], backup_id)
-    directory = staging_dir(run, node)
-    staged = posixpath.join(directory, NODE_KEY)
+def switch_key(run: Run, host: str, certs_dir: str, session: HostSession, backup_id: str, *,
+               key_name: str = NODE_KEY, cert_name: str = NODE_CERT) -> None:
+    """The key and its certificate backed up, then the host's new key renamed over the key; a no-op once done."""
+    base = certs_dir.rstrip("/")
+    remote_files.backup_files(session, [posixpath.join(base, key_name), posixpath.join(base, cert_name)], backup_id)
+    directory = staging_dir(run, certs_dir)
+    staged = posixpath.join(directory, key_name)
     q = shlex.quote
-    result = session.run(f"set -e; if [ -s {q(staged)} ]; then mv -f {q(staged)} {q(posixpath.join(base, NODE_KEY))}; fi; "
+    result = session.run(f"set -e; if [ -s {q(staged)} ]; then mv -f {q(staged)} {q(posixpath.join(base, key_name))}; fi; "
                          f"rmdir {q(directory)} 2>/dev/null || true")
     if not result.ok:
-        raise StepFailed(f"{node.name}: renaming the new key over {NODE_KEY} failed (exit {result.exit_status}).")
+        raise StepFailed(f"{host}: renaming the new key over {key_name} failed (exit {result.exit_status}).")
+
+
+def client_leaf(run: Run, client: ClientConfig, ca, label: str) -> LeafFiles | None:
+    """client.<user>.crt for a key the client's host makes itself (`key_on_host`); None in a dry run."""
+    directory = run.ws.rotation_dir(run.rid) / "clients" / f"{client.user}@{client.ssh_host}"
+    cert_path = directory / client_cert_name(client.user)
+    staged = _staged_certificate(cert_path, ca)
+    if staged is not None:
+        return staged
+    if run.dry_run:
+        return None
+    assert client.certs_dir is not None
+    now = pki.utcnow()
+    subject = client_subject(run.inventory.cluster.client_subject, client.user)
+    csr = make_key_and_csr(run, run.session(client), label, client.certs_dir, client_key_name(client.user), subject, [],
+                           setting="key_on_host = false for this client")
+    certificate = issue_for_csr(
+        ca, csr=csr, profile=pki.CLIENT_PROFILE, subject=subject, sans=[],
+        lifetime=_leaf_lifetime(ca, run.inventory.cluster.client_lifetime_days, now), now=now,
+        label=f"the new {cert_path.name} of {label}",
+        request_path=run.ws.rotation_dir(run.rid) / "requests" / f"client.{client.user}@{client.ssh_host}.csr",
+        ocsp_url=run.inventory.cluster.ocsp_url)
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    files.write_public(cert_path, pem, overwrite=True)
+    return LeafFiles(pem, None, pki.sha256_fingerprint(certificate))

@@ -65,10 +65,10 @@ def leaf_node(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: di
     run.report(Progress(node.name, "leaf", "running", "starting"))
     on_node = key_on_node.wanted(run, node) and run.kind != CLIENT_CA_KIND
     if on_node and run.dry_run:
-        run.plans.setdefault(node.name, []).extend(key_on_node.preview_lines(run, node))
+        run.plans.setdefault(node.name, []).extend(key_on_node.preview_lines(run, node.name, node.certs_dir))
     try:
         if on_node and server is not None and actions and not run.dry_run:
-            key_on_node.switch_key(run, node, session, f"{run.rid}.leaf")  # backed up, then renamed into place
+            key_on_node.switch_key(run, node.name, node.certs_dir, session, f"{run.rid}.leaf")  # backed up, then renamed
         run.execute(node.name, session, actions, "leaf")
     except CertRotateError as error:
         if run.dry_run:
