@@ -14,8 +14,9 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The lab needs sshd and PostgreSQL 15, the signer tests SoftHSM2 (a real PKCS#11 token) and CFSSL
-# (an organisation's CA server); install them with apt when we are root and they are missing.
+# The lab needs sshd and PostgreSQL 15, the client-stack tests psql, Java 17 + PgJDBC, Go and Node
+# (tests/test_client_stacks.py), the signer tests SoftHSM2 (a real PKCS#11 token) and CFSSL (an
+# organisation's CA server); install them with apt when we are root and they are missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -25,12 +26,23 @@ system-deps:
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
 	  [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
 	  command -v cfssl >/dev/null || missing="$$missing golang-cfssl"; \
+	  command -v psql >/dev/null || missing="$$missing postgresql-client-15"; \
+	  command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	  [ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \
+	  command -v go >/dev/null || missing="$$missing golang-go"; \
+	  command -v node >/dev/null || missing="$$missing nodejs"; \
+	  command -v npm >/dev/null || missing="$$missing npm"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \
 	fi
 
-test: system-deps $(STAMP)
+# node-postgres for the client-stack tests, project-local (never global): .venv/node/node_modules/pg
+NODE_PG := $(VENV)/node/node_modules/pg/package.json
+$(NODE_PG): $(BIN)/python
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/node pg@8.23.1
+
+test: system-deps $(STAMP) $(NODE_PG)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -40,12 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core import pki
-
-from core.pki import bundle
 from core.config import state as state_mod
-from core.pki.certs_dir import CA_CERT
 from core.errors import CertRotateError
 from core.lab import Lab, LabNode, start_lab
+from core.pki import bundle
+from core.pki.certs_dir import CA_CERT
 from core.remote.ssh import SshPool
 
 SMALL_TARGET = 0.5  # certrotate / loop at the small size

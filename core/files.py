@@ -9,8 +9,10 @@ world-readable one.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import BadInput
@@ -83,3 +85,16 @@ def read_bytes(path: Path, what: str) -> bytes:
         raise BadInput(f"{what} {path} is not readable (permission denied).") from None
     except OSError as exc:
         raise BadInput(f"Cannot read {what} {path}: {exc.strerror}.") from None
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """One file to write. `content` may be a private key: it never appears in repr()."""
+
+    path: str
+    content: bytes = field(repr=False)
+    mode: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()

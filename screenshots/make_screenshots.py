@@ -22,10 +22,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from core import pki
-
-from core.rotation import engine
 from core.config import state as state_mod
 from core.lab import start_lab
+from core.rotation import engine
 from tui.app import CertRotateApp
 from tui.screens.cert_inspector import CertInspectorScreen
 from tui.screens.confirm_gate import ConfirmGateScreen

@@ -10,9 +10,9 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from core.pki import bundle
     from core.config import state
     from core.errors import BadInput
+    from core.pki import bundle
 
 SOURCE = Path("/fuzz/certrotate.toml")
 

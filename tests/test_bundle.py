@@ -7,9 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import pki
-
-from core.pki import bundle
 from core.errors import BadInput
+from core.pki import bundle
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 

@@ -16,9 +16,8 @@ import pytest
 from cryptography import x509
 
 from core import pki
-
-from core.tools import cloud
 from core.lab.postgres import connect_tls
+from core.tools import cloud
 from tui.cli import main
 
 KEY = ["--key-type", "ecdsa-p256"]  # fast keys; the RSA path is the one `cert` tests already cover

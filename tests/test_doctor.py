@@ -15,13 +15,11 @@ import psycopg
 import pytest
 
 from core import pki
-
 from core.diagnose import doctor
-
-from core.remote import probes
 from core.files import write_private, write_public
 from core.lab.org_ca import ExampleOrgCA
 from core.lab.postgres import connect_tls
+from core.remote import probes
 from tui.cli import main
 
 

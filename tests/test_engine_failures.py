@@ -10,8 +10,16 @@ import time
 import pytest
 
 from core.pki import sha256_fingerprint
-from tests.rotation_support import (CERTROTATE, FUTURE, certrotate, certs_in, edit_inventory, node_files, served,
-                                     set_node_reload)
+from tests.rotation_support import (
+    CERTROTATE,
+    FUTURE,
+    certrotate,
+    certs_in,
+    edit_inventory,
+    node_files,
+    served,
+    set_node_reload,
+)
 
 pytestmark = pytest.mark.lab
 

@@ -10,10 +10,18 @@ import tomllib
 
 import pytest
 
-from core.rotation import regions
 from core.config.inventory import NodeConfig
-from tests.rotation_support import (FUTURE, LiveClient, certrotate, edit_inventory, lab_with_restarting_client,
-                                     node_files, rotate_ca_to_idle, set_node_reload)
+from core.rotation import regions
+from tests.rotation_support import (
+    FUTURE,
+    LiveClient,
+    certrotate,
+    edit_inventory,
+    lab_with_restarting_client,
+    node_files,
+    rotate_ca_to_idle,
+    set_node_reload,
+)
 
 EAST, WEST = ("n1", "n3"), ("n2", "n4")
 REGION_OF = {**{name: "east" for name in EAST}, **{name: "west" for name in WEST}}

@@ -5,8 +5,15 @@ import json
 import pytest
 
 from core.pki import sha256_fingerprint
-from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
-                                     served)
+from tests.rotation_support import (
+    FUTURE,
+    LiveClient,
+    certrotate,
+    certs_in,
+    lab_with_restarting_client,
+    node_files,
+    served,
+)
 
 pytestmark = pytest.mark.lab
 

@@ -22,12 +22,11 @@ import yaml
 from cryptography import x509
 
 from core import files, pki
-
-from core.pki import bundle
-from core.rotation.deliveries import kubernetes_manifests as k8s
-from core.errors import BadInput
 from core.config.inventory import parse_inventory
 from core.config.state import load
+from core.errors import BadInput
+from core.pki import bundle
+from core.rotation import kubernetes_manifests as k8s
 from tests.kubernetes_support import FUTURE, TWO_REGIONS, run_cli, write_cluster
 
 GATE = re.compile(r"waiting for confirmation: (\w+) in region (\w+)")
@@ -307,7 +306,7 @@ def test_rollback_after_promote_restores_the_previous_node_files_the_operator_pu
     for args in (("advance",), ("advance", "--yes"), ("advance", "--yes"), ("advance", "--yes", "--now", FUTURE)):
         run_cli(cluster, *args)
     rotation_id = load(cluster).rotation["id"]
-    from core.tools.cert_commands import load_ca
+    from core.pki.certs_dir import load_ca
     old_ca = load_ca(cluster.parent / "certs" / "rotations" / rotation_id / "ca-before.crt", cluster.parent / "safe" / "ca.key")
     previous = pki.issue_node(old_ca, ["cockroachdb-0.cockroachdb.eu.svc.cluster.local"], key_type="ecdsa-p256")
     before_dir = cluster.parent / "certs" / "kubernetes" / rotation_id / "before" / "eu"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.rotation.deliveries import kubernetes_manifests as k8s
+from core.config.state import load
 from core.lab.postgres import connect_tls
 from core.remote.probes import probe_sql
-from core.config.state import load
+from core.rotation import kubernetes_manifests as k8s
 from tests.kubernetes_support import FUTURE, run_cli
 from tests.rotation_support import certs_in, edit_inventory
 

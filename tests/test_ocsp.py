@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from core import pki
-from core.errors import BadInput
 from core.config.inventory import ClusterConfig, NodeConfig, parse_inventory
 from core.config.workspace import Workspace, ensure_client_leaf, ensure_node_leaf
+from core.errors import BadInput
 from tui.cli import main
 
 OCSP = "http://ocsp.example.test:8888/"

@@ -6,7 +6,6 @@ import subprocess
 import pytest
 
 from core import pki
-
 from core.pki import bundle
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI not installed")

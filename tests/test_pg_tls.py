@@ -12,11 +12,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from cryptography import x509
 
 from core.lab.postgres import PostgresServer, connect_tls, default_run_as
-from core.remote.probes import wait_for_fingerprint
 from core.pki import sha256_fingerprint
-from cryptography import x509
+from core.remote.probes import wait_for_fingerprint
 from tui.cli import main
 
 pytestmark = pytest.mark.lab

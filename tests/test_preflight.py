@@ -5,9 +5,8 @@ import datetime as dt
 import pytest
 
 from core import pki
-
-from core.pki import checks
 from core.errors import BadInput
+from core.pki import checks
 
 NOW = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)
 

@@ -63,8 +63,8 @@ def test_certificate_with_a_damaged_field_is_one_sentence_not_a_traceback(good, 
     """Found by the fuzz above: cryptography parses these fields on first use, not on load."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from core.pki import bundle
     from core.errors import BadInput
+    from core.pki import bundle
 
     der = pki.issue_ca(key_type="ecdsa-p256", common_name="damaged").certificate.public_bytes(Encoding.DER)
     assert der.count(good) >= 1

@@ -18,8 +18,17 @@ from core import pki
 from core.config import state as state_mod
 from core.lab.postgres import connect_tls
 from core.pki import sha256_fingerprint
-from tests.rotation_support import (FUTURE, LiveClient, certrotate, certs_in, lab_with_restarting_client, node_files,
-                                     rotate_ca_to_idle, served, set_node_reload)
+from tests.rotation_support import (
+    FUTURE,
+    LiveClient,
+    certrotate,
+    certs_in,
+    lab_with_restarting_client,
+    node_files,
+    rotate_ca_to_idle,
+    served,
+    set_node_reload,
+)
 
 pytestmark = pytest.mark.lab
 

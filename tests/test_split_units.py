@@ -10,17 +10,15 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
-
-from core.pki import bundle
-
-from core.rotation import engine
 from core.config import state as state_mod
-from core.rotation.actions import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
-from core.rotation.client_ca import NodeLeafSet, check_node_leaf_set
-from core.errors import BadInput
 from core.config.inventory import ClientConfig, ClusterConfig
-from core.rotation.plans import HostFacts, plan_node_leaf
 from core.config.workspace import LeafFiles
+from core.errors import BadInput
+from core.pki import bundle
+from core.rotation import engine
+from core.rotation.model import ExpectAccepted, ExpectServed, RunCommand, WriteFiles
+from core.rotation.node_leaves import NodeLeafSet, check_node_leaf_set
+from core.rotation.plans import HostFacts, plan_node_leaf
 from tui import view
 from tui.cli import main
 
@@ -151,11 +149,6 @@ def test_split_leaf_plan_writes_four_files_in_one_change_then_one_reload(cas):
 
 
 # -- the kinds -----------------------------------------------------------------------------------
-
-
-def test_the_wizard_knows_every_kind_the_engine_has():
-    assert set(view.KIND_TITLES) == set(engine.KINDS)
-    assert view.CA_KINDS == engine.CA_KINDS
 
 
 def test_start_client_ca_needs_a_client_ca(tmp_path):

@@ -11,8 +11,8 @@ import contextlib
 import hashlib
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -21,8 +21,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from core.remote import remote_files as rf
 from core.errors import BadInput, StepFailed
+from core.lab.cluster import claim_block, make_lab_dir
+from core.lab.procs import is_root
+from core.lab.sshd import SshServer, generate_ed25519_key
+from core.remote import remote_files as rf
 from core.remote.known_hosts import (
     HostKeyChanged,
     UnknownHostKey,
@@ -33,9 +36,6 @@ from core.remote.known_hosts import (
     preferred_host_key_types,
     record_host_key,
 )
-from core.lab.cluster import claim_block, make_lab_dir
-from core.lab.procs import is_root
-from core.lab.sshd import SshServer, generate_ed25519_key
 from core.remote.ssh import (
     HostTimeout,
     HostUnreachable,

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from core import pki
-
 from core.diagnose import doctor
 from core.diagnose.advice import ADVICE, advice
 from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from core.rotation import engine
 from core.config import state as state_mod
 from core.remote.probes import probe_sql
+from core.rotation import engine
 from tests.rotation_support import set_node_reload
 from tests.tui_helpers import SIZE, back_home, cli_to_wait_phase, demo_like_lab, home_ready, run_next_step
 from tui.app import CertRotateApp

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import base64
 
-from core.rotation.deliveries import kubernetes_manifests as k8s
 from core.config.state import load
+from core.rotation import kubernetes_manifests as k8s
 from tests.kubernetes_support import write_cluster
-from tests.tui_helpers import SIZE, back_home, confirm_all, home_ready, run_next_step, screen_shown, start_ca_rotation, wait_for
+from tests.tui_helpers import (
+    SIZE,
+    back_home,
+    confirm_all,
+    home_ready,
+    run_next_step,
+    screen_shown,
+    start_ca_rotation,
+    wait_for,
+)
 from tui.app import CertRotateApp
 from tui.screens.confirm_gate import ConfirmGateScreen
 from tui.widgets.host_table import HostTable

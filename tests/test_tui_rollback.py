@@ -6,7 +6,7 @@ import pytest
 
 from core.config import state as state_mod
 from tests.rotation_support import node_files
-from tests.tui_helpers import SIZE, screen_shown, back_home, cli_to_wait_phase, demo_like_lab, home_ready, wait_for
+from tests.tui_helpers import SIZE, back_home, cli_to_wait_phase, demo_like_lab, home_ready, screen_shown, wait_for
 from tui.app import CertRotateApp
 from tui.screens.rollback import RollbackScreen
 from tui.screens.run_step import RunStepScreen

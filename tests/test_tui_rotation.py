@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import pytest
+from textual.widgets import ProgressBar
 
 from core.remote.probes import probe_sql
 from tests.rotation_support import certs_in
-from tests.tui_helpers import (SIZE, back_home, confirm_all, demo_like_lab, home_ready, run_next_step,
-                               start_ca_rotation, wait_for)
+from tests.tui_helpers import (
+    SIZE,
+    back_home,
+    confirm_all,
+    demo_like_lab,
+    home_ready,
+    run_next_step,
+    start_ca_rotation,
+    wait_for,
+)
 from tui.app import CertRotateApp
 from tui.widgets.host_progress import HostProgress
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel
 from tui.widgets.phase_timeline import PhaseTimeline
-from textual.widgets import ProgressBar
 
 pytestmark = pytest.mark.lab
 

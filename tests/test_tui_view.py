@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
-from core.rotation import engine
 from core.config.state import parse_state
+from core.rotation import engine
 from tui import view
 
 INVENTORY = b"""
@@ -36,11 +38,15 @@ def state_in(phase: str, **rotation):
     return state
 
 
-def test_client_keys_and_confirmation_keys_are_the_engines():
-    state = state_in("idle")
-    assert [view.client_key(c) for c in state.inventory.clients] == [engine.client_key(c) for c in state.inventory.clients]
-    assert view.DONE == engine.DONE
-    assert set(view.KIND_TITLES) == set(engine.KINDS)
+def test_the_overview_loads_no_ssh_stack():
+    """The wizard's first paint reads the state file and the kinds registry only: no paramiko, no engine."""
+    code = "import sys, tui.view, tui.screens.start; print(sorted(m for m in ('paramiko', 'core.rotation.engine') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip() == "[]"
+
+
+def test_confirmation_keys_are_the_engines():
     for phase in engine.PHASES:
         state = state_in(phase)
         assert view.current_confirm_key(state) == engine.current_confirm_key(state), phase

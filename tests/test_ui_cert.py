@@ -104,8 +104,8 @@ def test_a_node_without_http_addr_cannot_be_verified(org):
 def test_the_inventory_takes_both_ui_paths_or_neither():
     from pathlib import Path
 
-    from core.errors import BadInput
     from core.config.state import parse_state
+    from core.errors import BadInput
 
     head = b'[cluster]\nname = "prod"\n'
     node = b'[[nodes]]\nname = "n1"\nssh_host = "h"\ncerts_dir = "/c"\n'

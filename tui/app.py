@@ -23,8 +23,9 @@ from textual.screen import Screen
 
 from core import pki
 from core.config import state as state_mod
-from core.errors import CertRotateError, LockHeld
+from core.config.record import RotationRecord
 from core.config.state import State
+from core.errors import CertRotateError, LockHeld
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
 
@@ -192,8 +193,8 @@ class CertRotateApp(App[int]):
     def action_time_travel(self) -> None:
         """Move the wizard's clock just past the next schedule gate (demo only)."""
         state = self.state
-        until = state.rotation.get("wait_until") if state is not None else None
-        if state is None or state.phase != "wait" or not isinstance(until, dt.datetime):
+        until = RotationRecord(state.rotation).wait_until if state is not None else None
+        if state is None or state.phase != "wait" or until is None:
             self.notify("No schedule date ahead to travel to; time travel works while the rotation waits.",
                         title="Time travel", severity="warning")
             return

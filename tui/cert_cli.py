@@ -7,14 +7,12 @@ import datetime as dt
 from pathlib import Path
 
 from core import pki
-
-from core.tools import cert_commands
-
-from core.pki import certs_dir
-from core.durations import format_hours, parse_go_duration
-from core.signers import credentials
 from core.config.inventory import check_ocsp_url
+from core.durations import format_hours, parse_go_duration
+from core.pki import certs_dir
+from core.signers import credentials
 from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
+from core.tools import cert_commands
 
 DEFAULT_WARN_DAYS = 30
 

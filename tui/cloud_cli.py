@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 from core import pki
-
-from core.tools import cloud
 from core.durations import format_hours, parse_go_duration
 from core.files import read_bytes
 from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
+from core.tools import cloud
 
 
 def _changefeed_uri(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """`certrotate doctor`: diagnose a node or a client's certs dir, or explain a client's TLS error.
 
     certrotate doctor NODE [--state PATH] [--user USER]
-    certrotate doctor --certs-dir DIR --user USER --host HOST:PORT [--ca-key FILE]
+    certrotate doctor --certs-dir DIR --user USER --host HOST:PORT [--ca-key FILE] [--p12-password-file FILE]
     certrotate doctor --explain "SSL error: tlsv1 alert unknown ca"
 
 One line per finding (OK, WARN, FAIL, SKIP); exit 0 all fine, 1 a warning, 2 a failure,
@@ -15,12 +15,10 @@ import argparse
 from pathlib import Path
 
 from core import pki
-
-from core.diagnose import doctor
-
-from core.remote import remote_files
 from core.config import state as state_mod
+from core.diagnose import doctor
 from core.errors import BadInput
+from core.remote import remote_files
 from core.remote.ssh import SshPool
 
 
@@ -29,6 +27,15 @@ def _explain(text: str) -> int:
     print(f"cause: {explanation.cause}")
     print(f"fix:   {explanation.fix}")
     return 0 if explanation is not doctor.UNKNOWN else 1
+
+
+def _p12_password(path: str | None) -> bytes | None:
+    """The PKCS#12 password from a file (trailing newline dropped); it is never printed."""
+    if path is None:
+        return None
+    from core import files
+
+    return files.read_bytes(Path(path), "The PKCS#12 password file").rstrip(b"\r\n")
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -42,7 +49,7 @@ def _doctor(args: argparse.Namespace) -> int:
             raise BadInput("With --certs-dir, give --host HOST:PORT (the node the client connects to) and/or --user USER.")
         findings = doctor.doctor_certs_dir(
             Path(args.certs_dir), args.user, args.host, now=now, warn_days=args.warn_days,
-            ca_key=Path(args.ca_key) if args.ca_key else None,
+            ca_key=Path(args.ca_key) if args.ca_key else None, p12_password=_p12_password(args.p12_password_file),
         )
     else:
         if not args.node:
@@ -73,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     parser.add_argument("--user", help="also check client.<user>.crt/.key (in --certs-dir, or the local certs dir)")
     parser.add_argument("--host", help="HOST:PORT the client connects to (with --certs-dir)")
     parser.add_argument("--ca-key", help="with --certs-dir: the CA key, to check that the node trusts that CA")
+    parser.add_argument("--p12-password-file", help="with --certs-dir: the file holding client.<user>.p12's password")
     parser.add_argument("--warn-days", type=int, default=doctor.DEFAULT_WARN_DAYS, help="warn on expiry within N days")
     parser.add_argument("--no-ssh", action="store_true", help="do not read node.crt over SSH")
     parser.add_argument("--explain", metavar="ERROR", help="explain a client's TLS error message: cause and fix")

@@ -13,20 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
-from core.pki import bundle
-
-from core.rotation import engine
-
-from core.remote import probes
-
-from core.remote import remote_files
-from core.pki.certs_dir import CA_CERT
-from core.errors import CertRotateError
 from core.config.inventory import ClientConfig, NodeConfig
-from core.remote.known_hosts import UnknownHostKey
-from core.remote.ssh import HostSession, SshPool
+from core.config.record import RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import Workspace
+from core.errors import CertRotateError
+from core.pki import bundle
+from core.pki.certs_dir import CA_CERT
+from core.remote import probes, remote_files
+from core.remote.known_hosts import UnknownHostKey
+from core.remote.ssh import HostSession, SshPool
+from core.rotation import kinds
 
 MAX_PARALLEL = 16
 PROBE_TIMEOUT = 3.0
@@ -36,7 +33,7 @@ PROBE_TIMEOUT = 3.0
 class HostView:
     """One row of the host table, as observed."""
 
-    key: str  # node name, or engine.client_key(client)
+    key: str  # node name, or client_key(client)
     reachable: str  # "yes", "no", "manual"
     problem: str = ""  # the one sentence when not reachable or not probed
     served_fingerprint: str | None = None
@@ -49,7 +46,7 @@ def ssh_hosts(state: State) -> list[tuple[str, NodeConfig | ClientConfig]]:
     """(row key, config) of every host certrotate logs in to: the nodes, then SSH-delivered clients."""
     nodes = [] if state.inventory.cluster.on_kubernetes else state.inventory.nodes  # Kubernetes: no login to nodes
     hosts: list[tuple[str, NodeConfig | ClientConfig]] = [(node.name, node) for node in nodes]
-    hosts += [(engine.client_key(c), c) for c in state.inventory.clients if c.delivered_over_ssh]
+    hosts += [(client_key(c), c) for c in state.inventory.clients if c.delivered_over_ssh]
     return hosts
 
 
@@ -89,16 +86,17 @@ def _bundle_label(state: State, pem: bytes | None, source: str) -> str:
         held = set(bundle.parse_bundle(pem, source).fingerprints)
     except CertRotateError:
         return "unreadable ca.crt"
-    rotation = state.rotation
-    new = rotation.get("new_ca", {}).get("fingerprint")
-    old = set(rotation.get("old_ca_fingerprints", ()))
+    rotation = RotationRecord(state.rotation)
+    new = rotation.new_ca.get("fingerprint")
+    old = set(rotation.old_ca_fingerprints)
     if not old:
         try:
             ws = Workspace(state.base_dir, state.inventory.cluster)
             old = set(bundle.parse_bundle(ws.read_bundle(), "ca.crt").fingerprints)
         except (CertRotateError, OSError):
             old = set()
-        if rotation.get("kind") != "ca" or not new:
+        kind = kinds.lookup(rotation.kind)
+        if not (kind and kind.rotates_ca and kind.authority == "node") or not new:
             # No second CA in play: the question is only whether the host has the operator's bundle.
             return "current" if held and held == old else "differs from local ca.crt"
         old -= {new}
@@ -147,6 +145,6 @@ def observe_hosts(state: State, pool: SshPool) -> list[HostView]:
     hosts = ssh_hosts(state)
     if state.inventory.cluster.on_kubernetes:
         hosts = [(node.name, node) for node in state.inventory.nodes] + hosts
-    hosts += [(engine.client_key(c), c) for c in state.inventory.clients if not c.delivered_over_ssh]
+    hosts += [(client_key(c), c) for c in state.inventory.clients if not c.delivered_over_ssh]
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(hosts)))) as executor:
         return list(executor.map(lambda item: observe_host(state, pool, *item), hosts))

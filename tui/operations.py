@@ -16,8 +16,8 @@ from core.config.state import State
 from core.config.workspace import Workspace
 
 if TYPE_CHECKING:
-    from core.rotation.engine import Outcome
     from core.remote.ssh import SshPool
+    from core.rotation.engine import Outcome
 
 
 def load(path: Path) -> State:

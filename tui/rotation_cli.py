@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from core import pki
-
-from core.rotation import engine
 from core.config import state as state_mod
-from core.errors import BadInput
-from core.rotation.executor import Progress
+from core.config.record import RotationRecord, client_key
 from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.errors import BadInput
 from core.remote.ssh import SshPool
+from core.rotation import engine, kinds, proof_record
+from core.rotation.model import Progress
 from tui import secret_flags
 
 
@@ -67,7 +67,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  node {name}: {steps or 'not started'}")
         for name, record in summary["clients"].items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("trust", "leaf", "retire") or k.endswith("confirmed"))
-            print(f"  client {name}: {steps or 'not started'}")
+            proof = proof_record.label(record)
+            print(f"  client {name}: {steps or 'not started'}" + (f"; {proof}: {record.get('proof_detail', '')}" if proof else ""))
         for region, record in summary.get("kubernetes", {}).items():
             steps = ", ".join(f"{k}={v}" for k, v in record.items() if k in ("add", "promote", "remove", "rollback"))
             print(f"  region {region}: {steps}")
@@ -80,22 +81,31 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def status_summary(state: state_mod.State) -> dict[str, Any]:
-    rotation = state.rotation
+    rotation = RotationRecord(state.rotation)
     return {
         "cluster": state.inventory.cluster.name,
         "phase": state.phase,
-        "rotation_id": rotation.get("id"),
-        "kind": rotation.get("kind"),
-        "started": rotation.get("started"),
-        "wait_until": rotation.get("wait_until"),
-        "last_error": rotation.get("last_error"),
-        "ui_certificate": rotation.get("ui_certificate"),
-        "nodes": {n.name: rotation.get("nodes", {}).get(n.name, {}) for n in state.inventory.nodes},
-        "clients": {engine.client_key(c): rotation.get("clients", {}).get(engine.client_key(c), {})
-                    for c in state.inventory.clients},
+        "rotation_id": rotation.id,
+        "kind": rotation.kind,
+        "started": rotation.started,
+        "wait_until": rotation.wait_until,
+        "last_error": rotation.last_error or None,
+        "ui_certificate": rotation.ui_certificate,
+        "nodes": {n.name: rotation.node(n.name).data for n in state.inventory.nodes},
+        "clients": {client_key(c): rotation.client(client_key(c)).data for c in state.inventory.clients},
+        "client_proofs": _client_proofs(state),
         "history": state.history,
-        **({"kubernetes": rotation.get("kubernetes", {})} if state.inventory.cluster.on_kubernetes else {}),
+        **({"kubernetes": rotation.regions} if state.inventory.cluster.on_kubernetes else {}),
     }
+
+
+def _client_proofs(state: state_mod.State) -> dict[str, Any]:
+    """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
+    if not state.rotation and state.history:
+        return dict(state.history[-1].get("client_proofs", {}))
+    records = state.rotation.get("clients", {})
+    return {client_key(c): proof_record.proof_of(records.get(client_key(c), {}))
+            for c in state.inventory.clients if c.delivered_over_ssh}
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -103,9 +113,10 @@ def _start(args: argparse.Namespace) -> int:
     secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
-        if (args.cert or args.key) and args.kind != "ui":
+        takes_files = kinds.get(args.kind).open is not None  # the kind starts from the operator's own files
+        if (args.cert or args.key) and not takes_files:
             raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
-        options = {"cert_path": args.cert, "key_path": args.key} if args.kind == "ui" else {}
+        options = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
         if args.new_ca:
             options["new_ca"] = Path(args.new_ca)
         rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **options))
@@ -185,7 +196,7 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     status.set_defaults(handler=_status)
 
     start = subparsers.add_parser("start", parents=[state_parent], help="open a rotation")
-    start.add_argument("kind", choices=engine.KINDS, help=" | ".join(engine.KINDS))
+    start.add_argument("kind", choices=kinds.NAMES, help=" | ".join(kinds.NAMES))
     start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
                                       "default [cluster] ui_cert")
     start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")

@@ -7,9 +7,9 @@
 The engine decides; these only read what it recorded, with the same rules for gates
 (wait until `wait_until`, then every manually delivered client confirmed).
 
-They run before the first paint, so they do not import core.rotation.engine (paramiko and the
-whole executor with it); the three names they share with it are mirrored below and
-tests/test_tui_view.py holds them equal.
+They run before the first paint, so they read only the state file's typed views
+(core.config.record) and the kinds registry (core.rotation.kinds), never the engine: the
+SSH stack is not loaded until a step runs (tests/test_tui_view.py proves it).
 """
 
 from __future__ import annotations
@@ -18,47 +18,31 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core.config.inventory import ClientConfig, ClusterConfig, NodeConfig
+from core.config.inventory import ClusterConfig, NodeConfig
+from core.config.record import DONE, FAILED, HostRecord, RotationRecord, client_key, confirm_key_for
 from core.config.state import State
+from core.rotation import kinds, proof_record
+from core.rotation.kinds import Kind
 
-DONE = "done"  # core.DONE
-
-
-def client_key(client: ClientConfig) -> str:
-    """core.client_key: the user, and its host when delivered over SSH."""
-    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
-
-
-def current_confirm_key(state: State) -> str | None:
-    """core.current_confirm_key: which confirmation the current phase collects."""
-    return {"trust": "trust_confirmed", "wait": "trust_confirmed",
-            "leaf": "leaf_confirmed", "retire": "leaf_confirmed"}.get(state.phase)
-
-STAGES = ("trust", "wait", "leaf", "retire")
+STAGES = kinds.FULL_PHASES
 STAGE_TITLES = {
     "trust": "Trust new CA",
     "wait": "Wait",
     "leaf": "New leaf certs",
     "retire": "Retire old CA",
 }
-KIND_TITLES = {
-    "ca": "CA rotation",
-    "init": "first-time setup",
-    "nodes": "node certificates only",
-    "clients": "client certificates only",
-    "client-ca": "client CA rotation",
-    "ui": "UI certificate",
-}
-CA_KINDS = ("ca", "client-ca")  # core.rotation.engine.CA_KINDS: the kinds with all four phases
-# A client CA rotation's steps in its own words (ca-client.crt is read by the nodes only).
-CLIENT_CA_STEPS = {
-    "trust": ("Run the trust step", "Generate the new client CA, upload ca-client.crt (new client CA first, then the "
-              "old) to every node, reload and verify that every node accepts client certificates of both."),
-    "wait": ("Run the leaf step", "Issue new client certificates (and client.node.crt in the split layout) from the "
-             "new client CA and deliver them; node.crt and ca.crt stay as they are."),
-    "retire": ("Run the retire step", "Upload ca-client.crt without the old client CA to every node, reload, and "
-               "verify that every node accepts the new client CA and refuses the old one."),
-}
+
+
+def kind_title(name: str | None) -> str:
+    kind = kinds.lookup(name)
+    return kind.title if kind else (name or "")
+
+
+def current_confirm_key(state: State) -> str | None:
+    """Which confirmation the current phase collects."""
+    if state.phase == "retire":
+        return proof_record.retire_confirm_key(state)
+    return confirm_key_for(state.phase)
 
 
 def trust_layout(cluster: ClusterConfig) -> list[str]:
@@ -88,33 +72,27 @@ class Stage:
     note: str  # the date done or due, or why skipped
 
 
-def _leaf_done_at(rotation: dict[str, Any]) -> dt.datetime | None:
-    times = [r.get("leaf_at") for r in rotation.get("nodes", {}).values()]
-    times += [r.get("leaf_at") for r in rotation.get("clients", {}).values()]
-    times = [t for t in times if isinstance(t, dt.datetime)]
-    return max(times) if times else None
-
-
 def timeline(state: State) -> list[Stage]:
     rotation = state.rotation
     if not rotation:
         last = state.history[-1] if state.history else None
         note = f"last: {last.get('outcome')} {day(last.get('finished'))}" if last else "no rotation yet"
         return [Stage(name, "idle", note if name == "trust" else "") for name in STAGES]
-    phase, kind = state.phase, rotation.get("kind")
-    if kind not in CA_KINDS:
-        skipped = f"not part of {KIND_TITLES.get(kind, kind)}"
+    record = RotationRecord(rotation)
+    phase, kind = state.phase, kinds.lookup(record.kind)
+    if kind is None or not kind.rotates_ca:
+        skipped = f"not part of {kind_title(record.kind)}"
         return [Stage(name, "current" if name == "leaf" else "skipped", "in progress" if name == "leaf" else skipped)
                 for name in STAGES]
     order = STAGES.index(phase)
     delay = state.inventory.cluster.leaf_delay_days
-    wait_until = rotation.get("wait_until")
-    started = rotation.get("started")
-    due_estimate = started + dt.timedelta(days=delay) if isinstance(started, dt.datetime) else None
+    wait_until = record.wait_until
+    started = record.started
+    due_estimate = started + dt.timedelta(days=delay) if started else None
     notes = {
-        "trust": (f"done {when(rotation.get('trust_done_at'))}" if order > 0 else f"started {when(started)}"),
+        "trust": (f"done {when(record.trust_done_at)}" if order > 0 else f"started {when(started)}"),
         "wait": (f"until {when(wait_until)}" if wait_until else f"{delay} days after trust"),
-        "leaf": (f"done {when(_leaf_done_at(rotation))}" if order > 2 else
+        "leaf": (f"done {when(record.leaf_done_at())}" if order > 2 else
                  f"due {'' if wait_until else '≥ '}{day(wait_until or due_estimate)}"),
         "retire": "right after the new leaves" if order < 3 else "old CA leaves every bundle",
     }
@@ -140,14 +118,13 @@ def pending_confirmations(state: State, confirm_key: str | None = None) -> list[
     key = confirm_key or current_confirm_key(state)
     if key is None:
         return []
-    records = state.rotation.get("clients", {})
-    return [client_key(c) for c in state.inventory.clients
-            if not records.get(client_key(c), {}).get(key)]
+    record = RotationRecord(state.rotation)
+    return [client_key(c) for c in state.inventory.clients if not record.client(client_key(c)).confirmed(key)]
 
 
 def _leaf_delivered(state: State) -> bool:
-    records = state.rotation.get("clients", {})
-    return all(records.get(client_key(c), {}).get("leaf") == DONE for c in state.inventory.clients)
+    record = RotationRecord(state.rotation)
+    return all(record.client(client_key(c)).done("leaf") for c in state.inventory.clients)
 
 
 def next_step(state: State, now: dt.datetime) -> NextStep:
@@ -158,22 +135,23 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
         return NextStep("start", "Start a rotation",
                         "No rotation is in flight. Start a CA rotation, first-time setup, or a node-only or "
                         "client-only rotation.")
-    error = rotation.get("last_error", "")
-    phase, kind = state.phase, rotation.get("kind")
+    record = RotationRecord(rotation)
+    error = record.last_error
+    phase, kind = state.phase, kinds.get(record.kind)
     if state.inventory.cluster.on_kubernetes:
-        from core import kubernetes  # only Kubernetes clusters pay for it at start-up (bench/bench_startup.py)
+        from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
     if state.inventory.cluster.on_kubernetes and (waiting := kubernetes.waiting_gates(state.inventory, rotation)):
         return NextStep("confirm", "Apply the Kubernetes manifests, then confirm",
                         "Each region below has a Secret manifest to apply and a StatefulSet to restart; the "
                         "checklist shows the commands. certrotate then verifies the nodes it can reach.",
                         items=tuple(target.gate_item for target, _, _ in waiting), last_error=error)
-    if (state.inventory.cluster.on_kubernetes and kind in kubernetes.KIND_STEPS and phase in kubernetes.RUN_TEXTS
+    if (state.inventory.cluster.on_kubernetes and kind.name in kubernetes.KIND_STEPS and phase in kubernetes.RUN_TEXTS
             and not (phase == "retire" and pending_confirmations(state, "leaf_confirmed"))):
         return NextStep("run", "Write the next region's Secret manifest", kubernetes.RUN_TEXTS[phase],
                         last_error=error)
-    if kind == "client-ca" and phase in CLIENT_CA_STEPS and not (phase == "retire" and pending_confirmations(state)):
-        title, reason = CLIENT_CA_STEPS[phase]
-        if phase != "wait" or not isinstance(rotation.get("wait_until"), dt.datetime) or now >= rotation["wait_until"]:
+    if phase in kind.step_texts and not (phase == "retire" and pending_confirmations(state)):
+        title, reason = kind.step_texts[phase]
+        if phase != "wait" or record.wait_until is None or now >= record.wait_until:
             return NextStep("run", title, reason, last_error=error)
     if phase == "trust":
         return NextStep("run", "Run the trust step",
@@ -181,15 +159,15 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "reload and verify that every node trusts the new CA and still serves its certificate.",
                         last_error=error)
     if phase == "wait":
-        until = rotation.get("wait_until")
-        if isinstance(until, dt.datetime) and now < until:
+        until = record.wait_until
+        if until is not None and now < until:
             days = (until - now).days
             return NextStep("schedule", f"Wait until {when(until)} UTC",
                             f"New leaf certificates wait {state.inventory.cluster.leaf_delay_days} days after the "
                             f"trust rollout so every client picks up the new bundle ({days} days left).",
                             until=until, last_error=error)
         # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
-        pending = pending_confirmations(state, "trust_confirmed") if kind != "client-ca" else []
+        pending = pending_confirmations(state, "trust_confirmed") if kind.authority == "node" else []
         if pending:
             return NextStep("confirm", "Confirm the manually delivered clients",
                             "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
@@ -198,21 +176,16 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
                         "Issue new node certificates from the new CA and roll them out node by node (canary "
                         "first), each verified by the certificate it serves; then new client certificates.",
                         last_error=error)
-    if phase == "leaf" and kind == "ui":
-        return NextStep("run", "Install the UI certificate",
-                        "Upload ui.crt and ui.key to every node, canary first, reload, and verify over direct TLS on "
-                        "its http_addr that it serves the new certificate; a node that does not gets its previous "
-                        "files back and the rotation stops.", last_error=error)
+    if phase == "leaf" and kind.leaf_text:
+        return NextStep("run", kind.leaf_title, kind.leaf_text, last_error=error)
     if phase == "leaf":
         pending = pending_confirmations(state, "leaf_confirmed")
-        if kind in ("init", "clients") and _leaf_delivered(state) and pending:
+        if not kind.rotates_ca and kind.client_leaves and _leaf_delivered(state) and pending:
             return NextStep("confirm", "Confirm the manually delivered clients",
                             "Each client below got its new certificate as files to deliver by hand; confirm that "
                             "it has them and was restarted.", items=tuple(pending), last_error=error)
-        title = {"init": "Run the first-time setup", "nodes": "Roll out new node certificates",
-                 "clients": "Deliver new client certificates"}.get(kind, "Run the leaf step")
-        return NextStep("run", title,
-                        f"Issue and roll out new leaf certificates ({KIND_TITLES.get(kind, kind)}), node by node, "
+        return NextStep("run", kind.leaf_title,
+                        f"Issue and roll out new leaf certificates ({kind.title}), node by node, "
                         "each node verified by the certificate it serves; a node that does not serve its new "
                         "certificate gets its previous files back and the rotation stops.", last_error=error)
     pending = pending_confirmations(state, "leaf_confirmed")
@@ -220,6 +193,13 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
         return NextStep("confirm", "Confirm the manually delivered clients",
                         "Each client below got its new certificate as files to deliver by hand; confirm that it "
                         "has them and was restarted before the old CA is retired.", items=tuple(pending),
+                        last_error=error)
+    unproven = proof_record.unproven_clients(state)
+    if unproven and state.phase == "retire":
+        return NextStep("confirm", "Retire without a client-side proof?",
+                        "No TLS handshake from these clients' hosts proved their new certificates (no openssl or "
+                        "psql there, or the handshake failed; see the host table). Tick a client only if you know "
+                        "it connects with its new files; retiring the old CA then goes ahead.", items=tuple(unproven),
                         last_error=error)
     return NextStep("run", "Run the retire step",
                     f"Upload the bundle without the old CA to {hosts}, reload, and verify that every node "
@@ -237,14 +217,14 @@ class RecordedHost:
     region: str = ""  # nodes with `region` set in the inventory
 
 
-def _steps(record: dict[str, Any], kind: str | None) -> str:
+def _steps(record: HostRecord, kind: Kind | None) -> str:
     if not kind:
         return "—"
-    names = ("trust", "leaf", "retire") if kind in CA_KINDS else ("leaf",)
-    marks = {DONE: "✓", "failed": "×"}
+    names = ("trust", "leaf", "retire") if kind.rotates_ca else ("leaf",)
+    marks = {DONE: "✓", FAILED: "×"}
     parts = []
     for name in names:
-        value = record.get(name)
+        value = record.status(name)
         parts.append(f"{name}{marks.get(value, value) if value else '·'}")
     return " ".join(parts)
 
@@ -259,33 +239,37 @@ def _last_action(state: State, key: str) -> str:
 
 
 def recorded_hosts(state: State) -> list[RecordedHost]:
-    rotation = state.rotation
-    kind = rotation.get("kind")
+    rotation = RotationRecord(state.rotation)
+    kind = kinds.lookup(rotation.kind)
     rows = []
     for node in state.inventory.nodes:
-        record = rotation.get("nodes", {}).get(node.name, {})
+        record = rotation.node(node.name)
         cluster = state.inventory.cluster
         address = node.ssh_host or _kubernetes_address(cluster, node)
         rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
                                  region=node.region or ""))
     for client in state.inventory.clients:
         key = client_key(client)
-        record = rotation.get("clients", {}).get(key, {})
+        record = rotation.client(key)
         address = "over SSH" if client.ssh_host else "by hand"
         delivery = None
         if not client.ssh_host:
             delivery = ""
             confirm_key = current_confirm_key(state)
-            if confirm_key and record.get(confirm_key):
+            confirm_key = "leaf_confirmed" if confirm_key == proof_record.WAIVER_KEY else confirm_key
+            if confirm_key and record.confirmed(confirm_key):
                 delivery = "confirmed"
-            elif confirm_key and record.get("leaf" if confirm_key == "leaf_confirmed" else "trust") == DONE:
+            elif confirm_key and record.done("leaf" if confirm_key == "leaf_confirmed" else "trust"):
                 delivery = "to confirm"
-        rows.append(RecordedHost(key, "client", address, _steps(record, kind), _last_action(state, key), delivery))
+        steps = _steps(record, kind)
+        if proof_record.label(record.data):
+            steps += f" · {proof_record.label(record.data)}"
+        rows.append(RecordedHost(key, "client", address, steps, _last_action(state, key), delivery))
     return rows
 
 
 def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
     """Where a node without SSH lives: its namespace and StatefulSet."""
-    from core.rotation.deliveries import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
+    from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
 
     return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from core.errors import BadInput
-from core.pki.keys import KEY_TYPES, check_key_type
 from core.pki import check_user_name
+from core.pki.client_formats import DEFAULT_FORMATS, FORMATS
+from core.pki.keys import KEY_TYPES, check_key_type
 
 PROFILES = ("cockroach", "postgres", "generic")
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
@@ -109,6 +110,8 @@ class ClientConfig:
     known_hosts: str | None = None
     certs_dir: str | None = None
     restart: str | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS  # pem | pk8 | p12 (core.pki.client_formats)
+    p12_password_file: str | None = None  # operator-side file holding the PKCS#12 password; never stored
     key_on_host: bool = False  # the client's key is made on its SSH host; only a CSR leaves it
 
     @property
@@ -315,6 +318,23 @@ def _check_signer_fields(c: _Reader, cluster: ClusterConfig) -> None:
             problem = subject_problem(value, client=key == "client_subject")
             if problem:
                 c.fail(key, problem)
+def _client_formats(r: _Reader) -> tuple[tuple[str, ...], str | None]:
+    """`formats` (the files a client stack reads) and the PKCS#12 password file that `p12` needs."""
+    formats = r.get("formats", list, DEFAULT_FORMATS)
+    if not formats:
+        r.fail("formats", f"is empty; list at least one of {', '.join(FORMATS)} (\"pem\" is the default)")
+    for value in formats:
+        if value not in FORMATS:
+            r.fail("formats", f"has {value!r}; choose from {', '.join(FORMATS)}")
+    if len(set(formats)) != len(formats):
+        r.fail("formats", "lists a format twice")
+    password_file = r.get("p12_password_file", str, None)
+    if "p12" in formats and password_file is None:
+        r.fail("p12_password_file", "is missing: formats has \"p12\", and a PKCS#12 file needs a password; name "
+                                    "a file holding it (relative to the state file)")
+    if password_file is not None and "p12" not in formats:
+        r.fail("p12_password_file", "is set but formats has no \"p12\"; add \"p12\" to formats or remove it")
+    return formats, password_file
 
 
 def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
@@ -420,10 +440,14 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
             if certs is None:
                 r.fail(None, "delivers over SSH and so needs certs_dir")
             _remote_dir(r, "certs_dir", certs)
-        client = ClientConfig(user=user, certs_dir=certs, restart=r.get("restart", str, None),
-                              key_on_host=r.get("key_on_host", bool, False), **endpoint)
+        formats, p12_password_file = _client_formats(r)
+        client = ClientConfig(user=user, certs_dir=certs, restart=r.get("restart", str, None), formats=formats,
+                              p12_password_file=p12_password_file, key_on_host=r.get("key_on_host", bool, False),
+                              **endpoint)
         if client.key_on_host and not client.delivered_over_ssh:
             r.fail("key_on_host", "needs ssh_host: the key is made on the client's host over SSH")
+        if client.key_on_host and client.formats != DEFAULT_FORMATS:
+            r.fail("key_on_host", "works with formats = [\"pem\"] only: the .pk8 and .p12 files would need the key here")
         if any(other.user == user and other.ssh_host == client.ssh_host for other in clients):
             r.fail("user", f"{user!r} on {client.ssh_host or 'manual delivery'} is listed twice")
         clients.append(client)
@@ -438,6 +462,8 @@ def inventory_to_toml_data(inventory: Inventory) -> dict[str, Any]:
         for f in fields(obj):
             value = getattr(obj, f.name)
             if value is None or value == "":  # "": a Kubernetes node's certs_dir, which it does not have
+                continue
+            if f.name == "formats" and value == DEFAULT_FORMATS:  # a client's file stays as its operator wrote it
                 continue
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
@@ -461,3 +487,12 @@ def resolve_local(path: str, base: Path) -> Path:
     """Relative paths in the state file are relative to its directory; ~ is the operator's home."""
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else base / expanded
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """"host:port" or "[v6]:port" -> (host, port)."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]") if host.startswith("[") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and "[" not in address):
+        raise BadInput(f"{address!r} is not a host:port address (IPv6 as [addr]:port).")
+    return host, int(port)

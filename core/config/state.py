@@ -30,9 +30,10 @@ from typing import Any, Iterator
 import tomli_w
 
 from core import files
+from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
+from core.config.record import RotationRecord
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
-from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 
 SCHEMA = 1
 END_MARKER = "# end of certrotate state"
@@ -55,7 +56,7 @@ class State:
 
     @property
     def phase(self) -> str:
-        return self.rotation.get("phase", "idle") if self.rotation else "idle"
+        return RotationRecord(self.rotation).phase
 
     def record(self, action: str, *, at: dt.datetime, host: str = "", path: str = "", sha256: str = "", detail: str = "") -> None:
         """Append to the journal: what, where, which content, when. Never key material."""

@@ -17,15 +17,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from core import files, pki
-
+from core.config.inventory import ClusterConfig, NodeConfig, resolve_local
+from core.errors import BadInput
 from core.pki import bundle
+from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.pki.subjects import client_subject, node_subject
 from core.signers import select as signer_select
 from core.signers.issue import issue_leaf, leaf_key
-from core.pki.subjects import client_subject, node_subject
-from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
-from core.errors import BadInput
-from core.config.inventory import ClusterConfig, NodeConfig, resolve_local
-from core.pki.keys import key_matches_certificate, load_private_key
 
 
 @dataclass(frozen=True)

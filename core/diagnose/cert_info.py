@@ -14,10 +14,9 @@ from pathlib import Path
 from cryptography import x509
 
 from core import files
-
-from core.remote import probes
-from core.pki.bundle import parse_certificates
 from core.pki import is_ca_certificate, san_strings, sha256_fingerprint
+from core.pki.bundle import parse_certificates
+from core.remote import probes
 
 
 @dataclass(frozen=True)

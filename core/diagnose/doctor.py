@@ -29,16 +29,24 @@ from typing import Callable, ClassVar, NamedTuple
 from cryptography import x509
 
 from core import files
-
-from core.remote import probes
-from core.pki.bundle import parse_bundle, parse_certificates
-from core.tools.cert_commands import client_signing_ca_path, load_ca
-from core.pki.certs_dir import CA_CERT, NODE_CERT, UI_CERT, client_cert_name, client_key_name, key_permission_problem
-from core.errors import BadInput, CertRotateError
 from core.config.inventory import NodeConfig, resolve_local
-from core.pki.keys import key_matches_certificate, load_private_key
+from core.diagnose import format_checks
+from core.errors import BadInput, CertRotateError
 from core.pki import Issued, sha256_fingerprint
+from core.pki.bundle import parse_bundle, parse_certificates
+from core.pki.certs_dir import (
+    CA_CERT,
+    NODE_CERT,
+    UI_CERT,
+    client_cert_name,
+    client_key_name,
+    client_signing_ca_path,
+    key_permission_problem,
+    load_ca,
+)
 from core.pki.checks import check_chain
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.remote import probes
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 DEFAULT_WARN_DAYS = 30
@@ -311,16 +319,21 @@ def check_client_accepted(address: str, certs_dir: Path, user: str, *, timeout: 
     return Finding(FAIL, "client-accepted", f"{address} rejects {cert_path.name} ({reason}).")
 
 
-def check_client_files(certs_dir: Path, user: str, now: dt.datetime, warn_days: int) -> list[Finding]:
-    """client.<user>.crt/.key: present, a key pair, key permissions, expiry, chain to the local CAs."""
+def check_client_files(certs_dir: Path, user: str, now: dt.datetime, warn_days: int,
+                       p12_password: bytes | None = None) -> list[Finding]:
+    """client.<user>.crt/.key: present, a key pair, key permissions, expiry, chain to the local CAs;
+    and client.<user>.key.pk8 / client.<user>.p12 beside them, when present (core.diagnose.format_checks)."""
     cert_path, key_path = certs_dir / client_cert_name(user), certs_dir / client_key_name(user)
     try:
         certificate = parse_certificates(files.read_bytes(cert_path, "Client certificate"), str(cert_path))[0].certificate
     except BadInput as error:
         return [Finding(FAIL, "client", str(error))]
     findings = [expiry_finding(f"client certificate {cert_path}", certificate.not_valid_after_utc, now, warn_days)]
+    key_forms = [Finding(*found) for found in format_checks.check_key_forms(certs_dir, user, certificate, p12_password)]
+    findings += key_forms
     if not key_path.exists():
-        return findings + [Finding(FAIL, "client-key", f"{key_path} does not exist.")]
+        # A Java-only client may hold its key as .pk8 or .p12 alone: then no PEM key is fine.
+        return findings + ([] if key_forms else [Finding(FAIL, "client-key", f"{key_path} does not exist.")])
     problem = key_permission_problem(key_path)
     if problem:
         findings.append(
@@ -361,6 +374,7 @@ def doctor_certs_dir(
     warn_days: int = DEFAULT_WARN_DAYS,
     ca_key: Path | None = None,
     timeout: float = probes.DEFAULT_TIMEOUT,
+    p12_password: bytes | None = None,
 ) -> list[Finding]:
     """A client's certs dir, and the node at `host` (host:port) as that client sees it."""
     certs_dir = Path(certs_dir)
@@ -369,7 +383,7 @@ def doctor_certs_dir(
     bundle_path = certs_dir / CA_CERT
     findings, trusted = load_trusted(bundle_path, now, warn_days, "CA bundle")
     if user:
-        findings += check_client_files(certs_dir, user, now, warn_days)
+        findings += check_client_files(certs_dir, user, now, warn_days, p12_password)
     if host:
         name, _port = probes.split_address(host)
         served_findings, served = check_served(

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from core.remote import probes
-from core.pki.certs_dir import list_certs_dir
-from core.errors import CertRotateError
 from core.config.inventory import resolve_local
+from core.config.record import RotationRecord
 from core.config.state import State
+from core.errors import CertRotateError
+from core.pki.certs_dir import list_certs_dir
+from core.remote import probes
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,15 @@ def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, 
     local = resolve_local(state.inventory.cluster.local_certs_dir, state.base_dir)
     if local.is_dir():
         findings += check_certs_dir(local, now, warn_days, crit_days)
-    rotation = state.rotation
+    rotation = RotationRecord(state.rotation)
     if rotation:
-        if rotation.get("last_error"):
-            findings.append(Finding("warning", f"rotation {rotation['id']} stopped: {rotation['last_error']}"))
-        wait_until = rotation.get("wait_until")
+        if rotation.last_error:
+            findings.append(Finding("warning", f"rotation {rotation.id} stopped: {rotation.last_error}"))
+        wait_until = rotation.wait_until
         if state.phase == "wait" and wait_until and now >= wait_until:
-            findings.append(Finding("warning", f"rotation {rotation['id']}: the leaf step is due since {wait_until:%Y-%m-%d}; run certrotate advance."))
-        elif state.phase in ("trust", "leaf", "retire") and not rotation.get("last_error"):
-            findings.append(Finding("warning", f"rotation {rotation['id']} is in phase {state.phase}; run certrotate advance."))
+            findings.append(Finding("warning", f"rotation {rotation.id}: the leaf step is due since {wait_until:%Y-%m-%d}; run certrotate advance."))
+        elif state.phase in ("trust", "leaf", "retire") and not rotation.last_error:
+            findings.append(Finding("warning", f"rotation {rotation.id} is in phase {state.phase}; run certrotate advance."))
     for node in state.inventory.nodes:
         if node.sql_addr:
             findings += _served_findings(f"node {node.name}", lambda: probes.probe_sql(node.sql_addr, timeout=probe_timeout),

@@ -45,6 +45,8 @@ As a normal user everything runs as, and logs in as, that user.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import atexit
 import contextlib
 import errno
@@ -64,15 +66,15 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import tomli_w
 
 from core import pki
+from core.config.inventory import NODE_CERT_LAYOUTS
 from core.errors import BadInput, CertRotateError
 from core.files import write_private, write_public
-from core.config.inventory import NODE_CERT_LAYOUTS
-from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
 from core.lab.console import DEFAULT_HTTP_PORT, LabConsole
 from core.lab.postgres import DEFAULT_SQL_PORT, PostgresServer, connect_tls, default_run_as, initdb_template
 from core.lab.procs import RunAs, is_root
 from core.lab.scratch import ScratchDir
 from core.lab.sshd import DEFAULT_SSH_PORT, SshServer, generate_ed25519_key
+from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
 
 if TYPE_CHECKING:
     import paramiko
@@ -534,6 +536,10 @@ def start_lab(
     client_ca: bool = False,
     console: bool = False,
     http_port: int | None = None,
+    issued_at: dt.datetime | None = None,
+    ca_lifetime: dt.timedelta | None = None,
+    node_lifetime: dt.timedelta | None = None,
+    client_lifetime: dt.timedelta | None = None,
 ) -> Lab:
     """Start `nodes` lab nodes with an initial PKI and write the operator's state file.
 
@@ -552,6 +558,9 @@ def start_lab(
     certs/ca-client.crt), and every node checks client certificates against its ca-client.crt.
     `console`: also run a stand-in for the DB Console's TLS listener per node on `http_port`
     (8080 unless given), filled in as `http_addr` in the state file (core.lab.console).
+    `issued_at` and the `*_lifetime`s date the initial PKI, to rehearse a cluster whose CA or
+    leaves are about to expire or already have (PostgreSQL keeps serving an expired certificate,
+    as CockroachDB does; it is the clients that refuse it).
     """
     if node_cert_layout not in NODE_CERT_LAYOUTS:
         raise BadInput(f"node_cert_layout is {node_cert_layout!r}; choose one of {', '.join(NODE_CERT_LAYOUTS)}.")
@@ -606,16 +615,20 @@ def start_lab(
         authorized_keys = workdir / "authorized_keys"
         write_public(authorized_keys, operator_key.with_name(OPERATOR_KEY + ".pub").read_bytes(), overwrite=True)
 
-        ca = pki.issue_ca(key_type=key_type, common_name=f"Cockroach CA ({lab_name})")
+        dates = {"now": issued_at} if issued_at else {}
+        ca = pki.issue_ca(key_type=key_type, common_name=f"Cockroach CA ({lab_name})", **dates,
+                          **({"lifetime": ca_lifetime} if ca_lifetime else {}))
         write_private(safe / "ca.key", ca.key_pem(), overwrite=True)
         write_public(local_certs / "ca.crt", ca.cert_pem, overwrite=True)
         client_signer = ca
         if client_ca:
-            client_signer = pki.issue_ca(key_type=key_type, common_name=f"Cockroach Client CA ({lab_name})", client_ca=True)
+            client_signer = pki.issue_ca(key_type=key_type, common_name=f"Cockroach Client CA ({lab_name})", client_ca=True,
+                                         **dates, **({"lifetime": ca_lifetime} if ca_lifetime else {}))
             write_private(safe / CLIENT_CA_KEY, client_signer.key_pem(), overwrite=True)
             write_public(local_certs / "ca-client.crt", client_signer.cert_pem, overwrite=True)
         for user in clients:
-            issued = pki.issue_client(client_signer, user, key_type=key_type)
+            issued = pki.issue_client(client_signer, user, key_type=key_type, **dates,
+                                      **({"lifetime": client_lifetime} if client_lifetime else {}))
             write_public(local_certs / f"client.{user}.crt", issued.cert_pem, overwrite=True)
             write_private(local_certs / f"client.{user}.key", issued.key_pem(), overwrite=True)
 
@@ -672,7 +685,8 @@ def start_lab(
             register_server(host.sshd.pid_path, str(host.sshd.config_path))
 
         def bring_up(node: LabNode) -> None:
-            issued = pki.issue_node(ca, node.addresses, key_type=key_type, profile=pki.NODE_PROFILES[node_cert_layout])
+            issued = pki.issue_node(ca, node.addresses, key_type=key_type, profile=pki.NODE_PROFILES[node_cert_layout],
+                                    **dates, **({"lifetime": node_lifetime} if node_lifetime else {}))
             pg_dir = _mkdir(node.postgres.workdir)
             if node.postgres.data_dir.parent != pg_dir:
                 link = pg_dir / "data"  # for a human looking around
@@ -683,7 +697,8 @@ def start_lab(
             if client_ca:
                 node.install_files({"ca-client.crt": client_signer.cert_pem})
             if split:
-                client_node = pki.issue_client(client_signer, pki.NODE_USER, key_type=key_type)
+                client_node = pki.issue_client(client_signer, pki.NODE_USER, key_type=key_type, **dates,
+                                               **({"lifetime": node_lifetime} if node_lifetime else {}))
                 node.install_files({"client.node.key": client_node.key_pem(), "client.node.crt": client_node.cert_pem})
             started.append(node.postgres)
             node.postgres.start()

@@ -21,8 +21,8 @@ import tomli_w
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import pki
-from core.pki.bundle import join_pem
 from core.files import write_private, write_public
+from core.pki.bundle import join_pem
 
 if TYPE_CHECKING:
     from core.lab.cluster import Lab

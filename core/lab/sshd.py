@@ -137,6 +137,9 @@ class SshServer(LabServer):
         self.pid_path = self.workdir / "sshd.pid"
         self.log_path = self.workdir / "sshd.log"
         self._process: subprocess.Popen | None = None
+        # Set before start(): variables every session gets (SetEnv), e.g. a PATH without openssl and psql,
+        # for a host that lacks them.
+        self.session_env: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"SshServer({self.name} on {self.address}:{self.port}, pid={self.pid})"
@@ -181,6 +184,8 @@ class SshServer(LabServer):
             # The path of sftp-server differs between distributions; the built-in one does not.
             "Subsystem sftp internal-sftp",
         ]
+        if self.session_env:
+            lines.append("SetEnv " + " ".join(f"{name}={value}" for name, value in self.session_env.items()))
         if sshd_version() >= (9, 8):
             # Tests that try a wrong key on purpose would otherwise get 127.0.0.1 penalised.
             lines.append("PerSourcePenalties no")

@@ -18,10 +18,13 @@ from pathlib import Path
 
 from cryptography import x509
 
-from core.pki.bundle import parse_certificates
+from core import files
 from core.errors import BadInput
+from core.pki import bundle
+from core.pki.builder import Issued, common_name, san_strings
+from core.pki.bundle import parse_certificates
+from core.pki.checks import check_key_matches
 from core.pki.keys import key_matches_certificate, load_private_key
-from core.pki.builder import common_name, san_strings
 
 CA_CERT = "ca.crt"
 CLIENT_CA_CERT = "ca-client.crt"
@@ -43,6 +46,10 @@ def client_cert_name(user: str) -> str:
 
 def client_key_name(user: str) -> str:
     return f"client.{user}.key"
+
+
+# The split layout's outbound certificate: what a node presents when it dials another node.
+CLIENT_NODE_CERT, CLIENT_NODE_KEY = client_cert_name("node"), client_key_name("node")
 
 
 @dataclass(frozen=True)
@@ -162,3 +169,19 @@ def list_certs_dir(directory: Path) -> list[CertListing]:
             )
         )
     return sorted(listings, key=lambda item: (order[item.usage], item.cert_file))
+
+
+def load_ca(cert_path: Path, key_path: Path, passphrase: bytes | None = None) -> Issued:
+    """The first CA of a bundle with its key; a key of another CA is refused."""
+    cert_bytes = files.read_bytes(cert_path, "CA certificate")
+    ca_bundle = bundle.parse_bundle(cert_bytes, str(cert_path))
+    key = load_private_key(files.read_bytes(key_path, "CA key"), str(key_path), passphrase)
+    certificate = ca_bundle.entries[0].certificate
+    check_key_matches(certificate, key, f"the first CA in {cert_path}", f"CA key {key_path}")
+    return Issued(certificate, key)
+
+
+def client_signing_ca_path(directory: Path) -> Path:
+    """Client certificates come from ca-client.crt when the cluster has a separate client CA."""
+    client_ca = directory / CLIENT_CA_CERT
+    return client_ca if client_ca.exists() else directory / CA_CERT

@@ -14,8 +14,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from core.errors import BadInput
-from core.pki.keys import PrivateKey, key_matches_certificate
 from core.pki.builder import NODE_USER, common_name
+from core.pki.keys import PrivateKey, key_matches_certificate
 
 
 def check_key_matches(certificate: x509.Certificate, key: PrivateKey, cert_source: str, key_source: str) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from core.config.inventory import split_address
 from core.errors import BadInput, CertRotateError
 from core.pki import Issued, issue_client, san_strings, sha256_fingerprint
 
@@ -104,15 +105,6 @@ class TrustResult:
     trusted: bool
     detail: str
     address: str = ""
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """"host:port" or "[v6]:port" -> (host, port)."""
-    host, sep, port = address.strip().rpartition(":")
-    host = host.strip("[]") if host.startswith("[") else host
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or (":" in host and "[" not in address):
-        raise BadInput(f"{address!r} is not a host:port address (IPv6 as [addr]:port).")
-    return host, int(port)
 
 
 class _Attempt:
@@ -533,3 +525,30 @@ def probe_trust(
             address,
         )
     return TrustResult(True, f"{address} accepted a client certificate signed by {ca_name}; then it sent {answer}.", address)
+
+
+TRUST_RETRY_SECONDS = 0.3
+
+
+def wait_for_trust(address: str, ca: Issued, trusted: bool, *, timeout: float, client: Issued | None = None,
+                   user: str = PROBE_USER, retry_errors: bool = False) -> TrustResult | str:
+    """Probe until the node's verdict on `ca` is `trusted` or `timeout` passes: the last TrustResult when it
+    came, else (the verdict never came) the sentence of what was last seen.
+
+    A reload takes a moment to reach the TLS layer, so one probe is not proof. `retry_errors`
+    keeps going through probes that reach no verdict (a pod restarting); without it they raise.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe_trust(address, ca, client=client, user=user)
+            if result.trusted == trusted:
+                return result
+            detail = result.detail
+        except CertRotateError as error:
+            if not retry_errors:
+                raise
+            detail = str(error)
+        if time.monotonic() >= deadline:
+            return detail
+        time.sleep(TRUST_RETRY_SECONDS)

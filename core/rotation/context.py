@@ -1,9 +1,9 @@
 """What every step of one `advance` (or rollback) shares: the state, the clock, the SSH pool, the record.
 
-The engine's phases, the host steps (core.rotation.delivery, core.rotation.leaf_step), the rollback and the
-newer rotations (core.rotation.deliveries.kubernetes, core.rotation.kinds.ui) all take a `Run`; it owns the lock
-under which host threads change the record and save it, and the journal of what a plan did.
-A phase returns a `Gate` when it must wait; `advance` returns an `Outcome`.
+The engine's phases, the deliveries and the rollback all take a `Run`; it knows the rotation's
+kind and delivery, and owns the lock under which host threads change the record and save it,
+and the journal of what a plan did. A phase returns a `Gate` when it must wait; `advance`
+returns an `Outcome`.
 """
 
 from __future__ import annotations
@@ -12,48 +12,26 @@ import dataclasses
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from core import pki
 from core.config import state as state_mod
-from core.rotation.actions import Action, ExportFiles, RunCommand, WriteFiles, describe_plan
-from core.rotation.client_ca import authority_for
-from core.errors import CertRotateError, StepFailed
-from core.rotation.executor import Executor, Progress, Reporter, silent
 from core.config.inventory import ClientConfig, NodeConfig
-from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
 from core.config.profiles import profile_for
-from core.remote.ssh import HostSession, SshPool
+from core.config.record import HostRecord, RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import Workspace
+from core.errors import CertRotateError, StepFailed
+from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
+from core.remote.ssh import HostSession, SshPool
+from core.rotation import kinds
+from core.rotation.authority import authority_for
+from core.rotation.executor import Executor
+from core.rotation.kinds import Kind
+from core.rotation.model import Action, ExportFiles, Progress, Reporter, RunCommand, WriteFiles, describe_plan, silent
 
 MAX_PARALLEL_HOSTS = 16
-DONE = "done"
 BACKUP_STEPS = ("trust", "leaf", "retire")  # each step backs up into <rotation id>.<step> on the host
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Why `advance` stopped: a date to wait for, or confirmations only the operator can give."""
-
-    kind: str  # "schedule" or "confirm"
-    reason: str
-    until: dt.datetime | None = None
-    items: tuple[str, ...] = ()
-
-
-@dataclass
-class Outcome:
-    phase: str
-    gate: Gate | None = None
-    finished: bool = False
-    plan: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-
-
-def client_key(client: ClientConfig) -> str:
-    """How a client is named in the record: the user, and its host when delivered over SSH."""
-    return f"{client.user}@{client.ssh_host}" if client.ssh_host else client.user
 
 
 def ssh_hosts(inventory) -> list[NodeConfig | ClientConfig]:
@@ -70,7 +48,7 @@ class Run:
     """One `advance` (or dry run): the state, the clock the gates read, the SSH pool, the reporter."""
 
     def __init__(self, state: State, pool: SshPool, *, now: dt.datetime | None, yes: bool, dry_run: bool,
-                 report: Reporter = silent):
+                 report: Reporter = silent, delivery: Any = None):
         self.state = state
         self.pool = pool
         self.clock = now or pki.utcnow()
@@ -79,9 +57,11 @@ class Run:
         self.report = report
         self.ws = Workspace(state.base_dir, state.inventory.cluster)
         self.rotation = state.rotation
-        self.rid: str = self.rotation["id"]
-        self.kind: str = self.rotation["kind"]
-        self.authority = authority_for(self.ws, self.kind)  # the CA (bundle file, key) a CA rotation replaces
+        record = RotationRecord(self.rotation)
+        self.rid: str = record.id
+        self.kind: Kind = kinds.get(record.kind)
+        self.authority = authority_for(self.ws, self.kind.authority)  # the CA (bundle file, key) it works on
+        self.delivery = delivery  # how files reach the nodes (core.rotation.deliveries), chosen by the engine
         self.plans: dict[str, list[str]] = {}
         # Host steps run in threads; the record is one nested dict that `save` serialises,
         # so every change to it and every save happen under this lock.
@@ -103,11 +83,18 @@ class Run:
 
     def node_record(self, name: str) -> dict[str, Any]:
         with self.lock:
-            return self.rotation.setdefault("nodes", {}).setdefault(name, {})
+            return self.record_view().node_data(name)
 
     def client_record(self, client: ClientConfig) -> dict[str, Any]:
         with self.lock:
-            return self.rotation.setdefault("clients", {}).setdefault(client_key(client), {})
+            return self.record_view().client_data(client_key(client))
+
+    def node(self, name: str) -> HostRecord:
+        """A node's record as a view whose writes take this run's lock."""
+        return HostRecord(self.node_record(name), self.lock)
+
+    def client(self, client: ClientConfig) -> HostRecord:
+        return HostRecord(self.client_record(client), self.lock)
 
     def update_record(self, record: dict[str, Any], **values: Any) -> None:
         with self.lock:
@@ -116,13 +103,16 @@ class Run:
     def failure(self, sentence: str) -> StepFailed:
         """The failure as the state file records it (the wizard shows `last_error`) and as it is raised."""
         with self.lock:
-            self.rotation["last_error"] = sentence
+            self.record_view().last_error = sentence
         self.save()
         return StepFailed(sentence)
 
     def reload_command(self, node: NodeConfig) -> str | None:
         """How a node picks up new files: its own `reload`, else its profile's (None: nothing to run)."""
         return node.reload or profile_for(self.inventory.cluster.profile).reload_command
+
+    def record_view(self) -> RotationRecord:
+        return RotationRecord(self.rotation)
 
     def session(self, host: NodeConfig | ClientConfig) -> HostSession:
         if isinstance(host, ClientConfig):
@@ -164,7 +154,7 @@ class Run:
                     failures.append(error)
                     self.report(Progress(name(host), step, "failed", str(error)))
                     with self.lock:
-                        self.rotation["last_error"] = str(error)
+                        self.record_view().last_error = str(error)
                 self.save()
         if not failures:
             return

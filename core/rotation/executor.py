@@ -11,45 +11,33 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from cryptography import x509
 
 from core import files
-
-from core.remote import probes
-
-from core.remote import remote_files
-from core.rotation.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, ExportFiles, RunCommand, WriteFiles
 from core.errors import CertRotateError, StepFailed
-from core.pki.keys import load_private_key
 from core.pki import Issued
-from core.rotation.plans import HostFacts
+from core.pki.keys import load_private_key
+from core.remote import probes, remote_files
 from core.remote.ssh import HostSession, SshPool
+from core.rotation.model import (
+    Action,
+    ExpectAccepted,
+    ExpectServed,
+    ExpectTrust,
+    ExportFiles,
+    Progress,
+    Reporter,
+    RunCommand,
+    WriteFiles,
+    silent,
+)
+from core.rotation.plans import HostFacts
 
 VERIFY_TIMEOUT = 15.0
 CLOCK_WARNING = dt.timedelta(minutes=5)
 MAX_CLOCK_SKEW = dt.timedelta(hours=23)  # certificates are backdated 24 h (pki.BACKDATE); keep a margin
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One line of progress: which host, which step, and how it went."""
-
-    host: str
-    step: str
-    status: str  # "running", "ok", "skipped", "failed", "waiting"
-    detail: str = ""
-    heading: bool = False  # a line about a group of hosts (a region), not one more host
-
-
-Reporter = Callable[[Progress], None]
-
-
-def silent(_: Progress) -> None:
-    pass
 
 
 class Executor:
@@ -65,8 +53,10 @@ class Executor:
 
     # -- observe -----------------------------------------------------------------------
 
-    def observe(self, session: HostSession, paths: list[str], sql_addr: str | None) -> HostFacts:
-        """Hashes of `paths` on the host and the certificate it serves (None if it serves none)."""
+    def observe(self, session: HostSession, paths: list[str], sql_addr: str | None, *,
+                direct_tls: bool = False) -> HostFacts:
+        """Hashes of `paths` on the host and the certificate it serves on `sql_addr` (None if it serves none);
+        `direct_tls` for an address that speaks TLS at once (the DB Console's http_addr)."""
         for directory in sorted({posixpath.dirname(path) for path in paths}):
             if (session.name, directory) in self._swept:
                 continue
@@ -80,7 +70,7 @@ class Executor:
         served = None
         if sql_addr:
             try:
-                served = probes.probe_sql(sql_addr).fingerprint
+                served = (probes.probe_http if direct_tls else probes.probe_sql)(sql_addr).fingerprint
             except CertRotateError:
                 served = None
         return HostFacts(session.name, hashes, served)
@@ -169,36 +159,27 @@ class Executor:
         client = self._probe_clients.get(action.ca_fingerprint)
         if client is None:
             client = self._probe_clients[action.ca_fingerprint] = probes.make_probe_client(ca)
-        deadline = time.monotonic() + self.verify_timeout
-        while True:
-            result = probes.probe_trust(action.address, ca, client=client)
-            if result.trusted == action.trusted:
-                break
-            if time.monotonic() >= deadline:
-                wanted = "trust" if action.trusted else "stop trusting"
-                raise StepFailed(
-                    f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
-                    f"({result.detail}); check its ca.crt and reload command."
-                )
-            time.sleep(0.3)
+        verdict = probes.wait_for_trust(action.address, ca, action.trusted, timeout=self.verify_timeout, client=client)
+        if isinstance(verdict, str):
+            wanted = "trust" if action.trusted else "stop trusting"
+            raise StepFailed(
+                f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
+                f"({verdict}); check its ca.crt and reload command."
+            )
         verb = "trusts" if action.trusted else "no longer trusts"
         self.report(Progress(action.host, step, "running", f"{verb} CA {action.ca_fingerprint[:16]}…"))
 
     def _expect_accepted(self, action: ExpectAccepted, step: str) -> None:
         """Present the certificate itself, as the node would when it dials another node."""
         client = Issued(x509.load_pem_x509_certificate(action.cert_pem), load_private_key(action.key_pem, "client key"))
-        deadline = time.monotonic() + self.verify_timeout
-        while True:
-            # probe_trust's `ca` only names the issuer in its messages; the certificate itself is presented.
-            result = probes.probe_trust(action.address, client, client=client, user=action.user)
-            if result.trusted:
-                break
-            if time.monotonic() >= deadline:
-                raise StepFailed(
-                    f"{action.host} refuses its new client.{action.user}.crt {action.fingerprint[:16]}… after the "
-                    f"reload ({result.detail}); check its CA bundles and reload command."
-                )
-            time.sleep(0.3)
+        # probe_trust's `ca` only names the issuer in its messages; the certificate itself is presented.
+        verdict = probes.wait_for_trust(action.address, client, True, timeout=self.verify_timeout, client=client,
+                                        user=action.user)
+        if isinstance(verdict, str):
+            raise StepFailed(
+                f"{action.host} refuses its new client.{action.user}.crt {action.fingerprint[:16]}… after the "
+                f"reload ({verdict}); check its CA bundles and reload command."
+            )
         self.report(Progress(action.host, step, "running", f"accepts client.{action.user}.crt {action.fingerprint[:16]}…"))
 
     def _export(self, action: ExportFiles, step: str) -> None:

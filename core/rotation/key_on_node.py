@@ -1,6 +1,6 @@
 """Keys made where they are used (`key_on_node`, a client's `key_on_host`): only a CSR leaves the host.
 
-For each node the leaf step (core.rotation.leaf_step) then:
+For each node the leaf step (core.rotation.node_leaves, core.rotation.deliveries.ssh) then:
 1. has the node make its new key with `openssl` under `<certs_dir>/.certrotate-newkey-<rotation id>/`
    (umask 077, so the key is 0600 from its first byte; given the owner of the key it will
    replace; a directory, which CockroachDB's certs-dir loader skips) and print a CSR for it;

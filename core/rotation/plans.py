@@ -10,8 +10,8 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass, field
 
-from core.rotation.actions import Action, ExpectAccepted, ExpectServed, ExpectTrust, FileContent, RunCommand, WriteFiles
 from core.pki.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
+from core.rotation.model import Action, ExpectAccepted, ExpectServed, ExpectTrust, FileContent, RunCommand, WriteFiles
 
 PUBLIC = 0o644
 PRIVATE = 0o600
@@ -92,20 +92,50 @@ def plan_node_leaf(
     of a first install with a client CA); `accepted` are client certificates the node must then
     accept. Without `cert_pem` node.crt stays, and the node must go on serving `fingerprint`.
     """
-    wanted = []
+    return plan_node_change(host, certs_dir, facts, node_leaf_files(cert_pem, key_pem, bundle_pem, extra_files),
+                            fingerprint, reload=reload, address=sql_addr, backup_id=backup_id, verified=verified,
+                            accepted=accepted)
+
+
+def node_leaf_files(cert_pem: bytes | None, key_pem: bytes | None, bundle_pem: bytes | None,
+                    extra_files: dict[str, tuple[bytes, int]] | None) -> dict[str, tuple[bytes, int]]:
+    """A node's leaf files in upload order: ca.crt (first install), node.key before node.crt, then the rest."""
+    wanted: dict[str, tuple[bytes, int]] = {}
+    if bundle_pem is not None:
+        wanted[CA_CERT] = (bundle_pem, PUBLIC)
     if cert_pem is not None:
         if key_pem is not None:  # None: the node made its key itself (key_on_node); only node.crt goes up
-            wanted.append(FileContent(posixpath.join(certs_dir, NODE_KEY), key_pem, PRIVATE))
-        wanted.append(FileContent(posixpath.join(certs_dir, NODE_CERT), cert_pem, PUBLIC))
-    wanted += [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in (extra_files or {}).items()]
-    if bundle_pem is not None:
-        wanted.insert(0, FileContent(posixpath.join(certs_dir, CA_CERT), bundle_pem, PUBLIC))
+            wanted[NODE_KEY] = (key_pem, PRIVATE)
+        wanted[NODE_CERT] = (cert_pem, PUBLIC)
+    return wanted | (extra_files or {})
+
+
+def plan_node_change(
+    host: str,
+    certs_dir: str,
+    facts: HostFacts,
+    files: dict[str, tuple[bytes, int]],
+    fingerprint: str | None,
+    *,
+    reload: str | None,
+    address: str | None,
+    backup_id: str,
+    verified: bool,
+    direct_tls: bool = False,
+    accepted: tuple[ExpectAccepted, ...] = (),
+) -> list[Action]:
+    """Put a node's new files up as one change, reload once, and prove it serves `fingerprint` on `address`.
+
+    Nothing is planned when the files are there and the node already serves the certificate
+    (and, for `accepted` client certificates, the step was verified before).
+    """
+    wanted = [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in files.items()]
     if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted) and (verified or not accepted):
         return []
     actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified=False)
-    if sql_addr and fingerprint:
-        actions.append(ExpectServed(host, sql_addr, fingerprint))
-    if sql_addr:
+    if address and fingerprint:
+        actions.append(ExpectServed(host, address, fingerprint, direct_tls=direct_tls))
+    if address:
         actions += list(accepted)
     return actions
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator, Sequence
 
-from core.errors import StepFailed
-from core.rotation.executor import Progress
 from core.config.inventory import NodeConfig
+from core.errors import StepFailed
+from core.rotation.model import Progress
 
 Group = tuple[str | None, list[NodeConfig]]
 

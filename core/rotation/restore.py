@@ -1,22 +1,45 @@
-"""Rolling back over SSH: every host gets the files it had before the rotation, reloads, and is verified.
+"""Putting a host's previous files back: after a failed leaf step, and for a whole rollback.
 
-Each step backed up what it replaced into `<rotation id>.<step>` on the host; the backups
-are restored latest step first, so a host ends with the files from before the first step
-that touched it. Nodes are then reloaded and must serve the certificate they served before
-the rotation; SSH clients are restarted. The operator's local bundle goes back as well.
-Closing the rotation (`finish`) is the engine's.
+Each step backed up what it replaced into `<rotation id>.<step>` on the host. After a node
+failed its leaf step, that step's backup comes back and the node must serve again what it
+served before. A rollback restores every host's backups latest step first, so a host ends
+with the files from before the first step that touched it; nodes are then reloaded and
+must serve what they served before the rotation, SSH clients are restarted. Closing the
+rotation (`finish`) is the lifecycle's.
 """
 
 from __future__ import annotations
 
 from core import files
-
-from core.remote import remote_files
-from core.errors import CertRotateError, StepFailed
-from core.rotation.executor import Progress
 from core.config.inventory import ClientConfig, NodeConfig
+from core.errors import CertRotateError, StepFailed
+from core.remote import remote_files
 from core.remote.probes import wait_for_fingerprint
+from core.remote.ssh import HostSession
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
+from core.rotation.model import PROBES, Probe, Progress
+
+
+def after_failed_step(run: Run, node: NodeConfig, session: HostSession, step: str, probe: Probe, before: str | None,
+                      journal: str) -> str:
+    """Put the node's previous files back, reload, and check it serves what it served before; a sentence says how it went."""
+    address = probe.address(node)
+    try:
+        restored = remote_files.restore(session, f"{run.rid}.{step}")
+        session.reload(run.reload_command(node) or "true")
+        if address and before:
+            seen = wait_for_fingerprint(address, before, timeout=run.executor.verify_timeout,
+                                        postgres_preamble=not probe.direct_tls)
+            if seen != before:
+                return (f"Its previous files were restored, but {probe.listener} does not serve its previous "
+                        "certificate yet; look at it now.")
+        run.record(f"{journal} restored", host=node.name, detail=restored.summary())
+        run.report(Progress(node.name, step, "failed", f"restored its previous {probe.what}"))
+        if not (address and before):
+            return "Its previous files were restored."
+        return f"Its previous {probe.what} was restored and it serves it again."
+    except CertRotateError as error:
+        return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
 
 
 def restore_everything(run: Run) -> None:
@@ -33,7 +56,7 @@ def restore_everything(run: Run) -> None:
     if before.exists():
         files.write_public(run.authority.local_bundle, before.read_bytes(), overwrite=True)
     if failures:
-        run.rotation["last_error"] = failures[0]
+        run.record_view().last_error = failures[0]
         run.save()
         raise StepFailed(f"rollback: {failures[0]}" + (f" ({len(failures) - 1} more)" if len(failures) > 1 else ""))
 
@@ -56,12 +79,14 @@ def rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None:
         run.report(Progress(name, "rollback", "ok", "files restored"))
         return
     session.reload(run.reload_command(host) or "true")
-    expected = run.node_record(host.name).get("served_before")
-    if host.sql_addr and expected:
-        seen = wait_for_fingerprint(host.sql_addr, expected, timeout=run.executor.verify_timeout)
+    record = run.node_record(host.name)
+    for probe in PROBES:  # what it served before the rotation, wherever that was recorded
+        address, expected = probe.address(host), record.get(probe.served_before_key)
+        if not (address and expected):
+            continue
+        seen = wait_for_fingerprint(address, expected, timeout=run.executor.verify_timeout,
+                                    postgres_preamble=not probe.direct_tls)
         if seen != expected:
-            raise StepFailed(f"{name} was restored but serves {seen[:16]}…, not its previous certificate {expected[:16]}….")
-    if run.kind == "ui":
-        from core.rotation.kinds import ui as ui_cert
-        ui_cert.verify_rolled_back(run, host)
+            raise StepFailed(f"{name} was restored but serves {seen[:16]}… on {address}, not its previous "
+                             f"{probe.what} {expected[:16]}….")
     run.report(Progress(name, "rollback", "ok", "previous files restored and served"))

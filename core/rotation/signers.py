@@ -4,7 +4,7 @@ A CA rotation (`start ca`, `start client-ca`) makes its new CA once, beside the 
 files, and finds it again on every later run; the bundle from before the rotation is kept
 there too, so the old CA is known even after the local bundle was replaced by the
 combined one. Which CA (node CA or client CA) is replaced is the run's `Authority`
-(core.rotation.client_ca); these functions take it as data.
+(core.rotation.authority); these functions take it, and the run's kind, as data.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from core import files, pki
-
+from core.config.workspace import ensure_ca
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
-from core.rotation.client_ca import CLIENT_CA_KIND, authority_for
+from core.rotation.authority import authority_for
 from core.rotation.context import Run
 from core.signers import select as signer_select
-from core.config.workspace import ensure_ca
 
 
 class RotationBundles(NamedTuple):
@@ -37,7 +36,7 @@ def new_ca(run: Run) -> pki.Issued:
     cluster = run.inventory.cluster
     authority = run.authority
     token_label = cluster.pkcs11_key_label or ""
-    if run.kind == "init":
+    if run.kind.first_install:
         key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
         name = authority.common_name
     else:
@@ -48,13 +47,9 @@ def new_ca(run: Run) -> pki.Issued:
     ca = signer_select.rotation_ca(run.ws, key_path=key_path, cert_path=cert_path, key_label=token_label,
                                    key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
                                    now=pki.utcnow(), common_name=name, dry_run=run.dry_run,
-                                   current_key=None if run.kind == "init" else authority.key_path)
-    if not run.dry_run and "new_ca" not in run.rotation:
-        run.rotation["new_ca"] = {
-            "fingerprint": ca.fingerprint,
-            "key": run.ws.relative(key_path),
-            "cert": run.ws.relative(cert_path),
-        }
+                                   current_key=None if run.kind.first_install else authority.key_path)
+    if not run.dry_run and run.record_view().note_new_ca(ca.fingerprint, run.ws.relative(key_path),
+                                                         run.ws.relative(cert_path)):
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
         run.save()
     _probe_with(run, ca)
@@ -77,7 +72,7 @@ def old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
 
 def signing_ca(run: Run) -> pki.Issued:
     """The CA that signs node.crt: the new one of a CA rotation or first install, else the current one."""
-    if run.kind in ("ca", "init"):
+    if run.kind.new_ca and run.kind.authority == "node":
         return new_ca(run)
     ca = run.ws.current_ca()
     _probe_with(run, ca)
@@ -102,8 +97,7 @@ def rotation_bundles(run: Run) -> RotationBundles:
     old_bundle = bundle.parse_bundle(before, run.ws.relative(authority.local_bundle))
     combined = bundle.combine(ca.cert_pem, before)
     if not run.dry_run:
-        run.rotation.setdefault("old_ca_fingerprints", old_bundle.fingerprints)
-        run.rotation["combined_bundle_sha256"] = hashlib.sha256(combined).hexdigest()
+        run.record_view().note_bundles(old_bundle.fingerprints, hashlib.sha256(combined).hexdigest())
     return RotationBundles(combined, old_bundle, ca)
 
 
@@ -121,8 +115,8 @@ class LeafSigners:
 
 def leaf_signers(run: Run) -> LeafSigners:
     """Who signs the leaf step. A client CA rotation needs no node CA key (which may be kept offline)."""
-    rotated = rotation_bundles(run) if run.kind in ("ca", CLIENT_CA_KIND) else None
-    if run.kind == CLIENT_CA_KIND:
+    rotated = rotation_bundles(run) if run.kind.rotates_ca else None
+    if run.kind.authority == "client":
         node_ca = None
     elif rotated is not None:
         node_ca = rotated.new_ca
@@ -136,17 +130,17 @@ def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBu
     if not run.inventory.cluster.has_client_ca:
         assert node_ca is not None  # only a client CA rotation has none, and it needs a client CA
         return node_ca
-    if run.kind == CLIENT_CA_KIND:
+    if run.kind.authority == "client":
         assert rotated is not None
         return rotated.new_ca
-    if run.kind == "init":
+    if run.kind.first_install:
         return _first_client_ca(run)
     return run.ws.current_client_ca()
 
 
 def _first_client_ca(run: Run) -> pki.Issued:
     """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
-    authority = authority_for(run.ws, CLIENT_CA_KIND)
+    authority = authority_for(run.ws, "client")
     return ensure_ca(authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file,
                      key_type=run.inventory.cluster.key_type,
                      lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
@@ -155,18 +149,19 @@ def _first_client_ca(run: Run) -> pki.Issued:
 
 def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:
     """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
-    if run.kind == "init" and signers.node_ca is not None:
+    kind = run.kind
+    if kind.first_install and signers.node_ca is not None:
         server = signers.node_ca.cert_pem
-    elif run.kind == "ca":
+    elif kind.rotates_ca and kind.authority == "node":
         assert signers.rotated is not None
         server = signers.rotated.combined
     else:
         server = run.ws.read_bundle()
     if not run.inventory.cluster.has_client_ca:
         return server, server
-    if run.kind == "init":
+    if kind.first_install:
         return server, signers.client_ca.cert_pem
-    if run.kind == CLIENT_CA_KIND:
+    if kind.rotates_ca and kind.authority == "client":
         assert signers.rotated is not None
         return server, signers.rotated.combined
     return server, files.read_bytes(run.ws.client_bundle_path, f"The local {CLIENT_CA_CERT} bundle")

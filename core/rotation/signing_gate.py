@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from core import pki
 from core.errors import BadInput
-from core.rotation.context import Gate, Run
-from core.rotation.leaf_step import node_leaves
 from core.config.workspace import ensure_client_leaf
+from core.rotation.context import Run
+from core.rotation.model import Gate
+from core.rotation.node_leaves import node_leaves
 from core.signers.manual import AwaitingCertificate
 
 GATE_KIND = "certificates"

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography import x509
 
 from core import files, pki
-from core.config.inventory import ClusterConfig, resolve_local
+from core.signers.paths import resolve_local
 from core.errors import BadInput, StepFailed
 from core.signers.request import CaObject, CertificateRequest
 
@@ -42,7 +42,7 @@ class CfsslSettings:
     ca_file: Path | None
 
     @classmethod
-    def of(cls, cluster: ClusterConfig, base_dir: Path) -> "CfsslSettings":
+    def of(cls, cluster: Any, base_dir: Path) -> "CfsslSettings":
         if not (cluster.cfssl_url and cluster.cfssl_auth_key_file):
             raise BadInput('signer = "cfssl" needs [cluster] cfssl_url and cfssl_auth_key_file.')
         return cls(cluster.cfssl_url.rstrip("/"), resolve_local(cluster.cfssl_auth_key_file, base_dir),

@@ -11,13 +11,16 @@ this with the real names of the inventory, before anything is issued.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from core import pki
-from core.config.inventory import Inventory, NodeConfig
 from core.errors import BadInput
 from core.pki.subjects import client_subject, node_subject
+
+if TYPE_CHECKING:  # the inventory is read, never imported: signers sit below core.config
+    from core.config.inventory import Inventory, NodeConfig
 
 
 def _cn(name: x509.Name) -> str | None:

@@ -21,7 +21,7 @@ from core.errors import BadInput
 from core.pki import bundle
 from core.pki.keys import key_matches_certificate, load_private_key, private_key_pem
 from core.signers import EXTERNAL_SIGNERS, credentials
-from core.tools.cert_commands import load_ca
+from core.pki.certs_dir import load_ca
 
 
 def load_local_ca(cert_path: Path, key_path: Path) -> pki.Issued:

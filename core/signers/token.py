@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from core import pki
-from core.config.inventory import ClusterConfig, resolve_local
+from core.signers.paths import resolve_local
 from core.errors import BadInput, SecretNeeded, StepFailed
 from core.pki.keys import KEY_TYPES, PublicKey, check_key_type
 from core.signers import credentials
@@ -42,7 +42,7 @@ class TokenSettings:
     pin_file: Path | None
 
     @classmethod
-    def of(cls, cluster: ClusterConfig, base_dir: Path) -> "TokenSettings":
+    def of(cls, cluster: Any, base_dir: Path) -> "TokenSettings":
         if not (cluster.pkcs11_module and cluster.pkcs11_token and cluster.pkcs11_key_label):
             raise BadInput('signer = "pkcs11" needs [cluster] pkcs11_module, pkcs11_token and pkcs11_key_label.')
         pin_file = resolve_local(cluster.pkcs11_pin_file, base_dir) if cluster.pkcs11_pin_file else None

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import files, pki
-
-from core.pki import bundle
-
-from core.pki import certs_dir
 from core.errors import BadInput
+from core.pki import bundle, certs_dir
+from core.pki.certs_dir import client_signing_ca_path, load_ca
 from core.pki.keys import PrivateKey, load_private_key, private_key_der_pkcs8, private_key_pem
-from core.pki.checks import check_key_matches
 
 
 @dataclass(frozen=True)
@@ -63,16 +60,6 @@ def _write_all(planned: list[PlannedFile], overwrite: bool) -> list[Path]:
                 path.unlink()
         raise
     return [item.path for item in planned]
-
-
-def load_ca(cert_path: Path, key_path: Path, passphrase: bytes | None = None) -> pki.Issued:
-    """The first CA of a bundle with its key; a key of another CA is refused."""
-    cert_bytes = files.read_bytes(cert_path, "CA certificate")
-    ca_bundle = bundle.parse_bundle(cert_bytes, str(cert_path))
-    key = load_private_key(files.read_bytes(key_path, "CA key"), str(key_path), passphrase)
-    certificate = ca_bundle.entries[0].certificate
-    check_key_matches(certificate, key, f"the first CA in {cert_path}", f"CA key {key_path}")
-    return pki.Issued(certificate, key)
 
 
 def _existing_ca_key(options: CertOptions, allow_reuse: bool) -> PrivateKey | None:
@@ -120,12 +107,6 @@ def create_node(options: CertOptions, hosts: list[str], *, now: dt.datetime | No
         ],
         options.overwrite,
     )
-
-
-def client_signing_ca_path(directory: Path) -> Path:
-    """Client certificates come from ca-client.crt when the cluster has a separate client CA."""
-    client_ca = directory / certs_dir.CLIENT_CA_CERT
-    return client_ca if client_ca.exists() else directory / certs_dir.CA_CERT
 
 
 def create_client(options: CertOptions, user: str, *, pkcs8: bool = False, now: dt.datetime | None = None) -> list[Path]:

@@ -20,13 +20,12 @@ from typing import Iterable
 from urllib.parse import quote
 
 from core import pki
-from core.rotation.actions import FileContent
+from core.errors import BadInput
+from core.files import PRIVATE_MODE, PUBLIC_MODE, FileContent, read_bytes, write_private, write_public
 from core.pki.bundle import BundleEntry, join_pem, parse_bundle, parse_certificates
 from core.pki.certs_dir import client_cert_name, client_key_name
-from core.errors import BadInput
-from core.files import PRIVATE_MODE, PUBLIC_MODE, read_bytes, write_private, write_public
-from core.pki.keys import check_key_type, load_private_key
 from core.pki.checks import check_key_matches
+from core.pki.keys import check_key_type, load_private_key
 from core.remote.probes import split_address
 
 

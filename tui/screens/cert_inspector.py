@@ -14,9 +14,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from core.errors import CertRotateError
 from core.config.inventory import NodeConfig, resolve_local
 from core.config.state import State
+from core.errors import CertRotateError
 from tui.widgets.cert_view import CertView
 
 

@@ -18,8 +18,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static
 
-from core.tools import cloud
 from core.errors import CertRotateError
+from core.tools import cloud
 
 DEFAULT_DIR = "cloud-client-ca"
 COLUMNS = (("Fingerprint", "fingerprint"), ("Expires", "expires"), ("Days left", "days"), ("Role", "role"),

@@ -20,8 +20,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from core.errors import CertRotateError
 from core.config.state import State
+from core.errors import CertRotateError
 from tui.view import client_key
 
 LEVEL_STYLES = {"OK": "bold green", "WARN": "bold yellow", "FAIL": "bold red", "SKIP": "dim"}

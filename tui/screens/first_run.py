@@ -21,8 +21,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from core.errors import CertRotateError
 from core.config.inventory import PROFILES
+from core.errors import CertRotateError
 from core.pki.keys import KEY_TYPES
 
 NODE_FIELDS = (

@@ -16,13 +16,15 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
-from core.errors import CertRotateError, SecretNeeded
 from core.config.inventory import NodeConfig
+from core.config.record import RotationRecord
 from core.config.state import State
+from core.errors import CertRotateError, SecretNeeded
+from core.rotation import kinds
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
-from tui.view import KIND_TITLES
+from tui.view import kind_title
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel
 from tui.widgets.phase_timeline import PhaseTimeline
@@ -78,7 +80,7 @@ class HomeScreen(Screen):
         for fact in view.trust_layout(cluster):
             title.append(f" · {fact}", style="dim")
         if state.rotation:
-            title.append(f"\nRotation {state.rotation.get('id')} — {KIND_TITLES.get(state.rotation.get('kind'), '')}, "
+            title.append(f"\nRotation {state.rotation.get('id')} — {kind_title(state.rotation.get('kind'))}, "
                          f"phase {state.phase}")
         else:
             title.append("\nPhase idle")
@@ -144,7 +146,7 @@ class HomeScreen(Screen):
         from tui.screens.start import StartScreen
 
         def chosen(kind: str | None) -> None:
-            if kind == "ui":
+            if kind and kinds.get(kind).open is not None:  # the kind starts from the operator's own files
                 self.action_install_ui_certificate()
             elif kind:
                 self.start_rotation(kind)
@@ -152,7 +154,7 @@ class HomeScreen(Screen):
         cluster = self.app.state.inventory.cluster
         ocsp_url = cluster.ocsp_url
         if not ocsp_url:
-            self.app.push_screen(StartScreen(client_ca=cluster.has_client_ca), chosen)
+            self.app.push_screen(StartScreen(cluster), chosen)
             return
 
         def mode_chosen(mode: str | None) -> None:
@@ -160,7 +162,7 @@ class HomeScreen(Screen):
             if mode:
                 self.say(f"New certificates will name the OCSP responder {ocsp_url}; for {mode} mode run "
                          f"{statement(mode)}")
-                self.app.push_screen(StartScreen(client_ca=cluster.has_client_ca), chosen)
+                self.app.push_screen(StartScreen(cluster), chosen)
 
         self.app.push_screen(OcspScreen(ocsp_url, before_rotation=True), mode_chosen)
 
@@ -202,7 +204,7 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        from core.rotation.deliveries import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
+        from core.rotation import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
@@ -221,7 +223,7 @@ class HomeScreen(Screen):
         if result is not None:
             error, summary = result
             state = self.app.state
-            if error and state is not None and state.rotation.get("last_error") == error:
+            if error and state is not None and RotationRecord(state.rotation).last_error == error:
                 self.say("The step stopped; the reason is under Next above.", error=True)
             else:
                 self.say(summary, error=bool(error))
@@ -272,7 +274,7 @@ class HomeScreen(Screen):
                     self.notify(str(error), title="Not started", severity="error")
                     return
         self.app.state = state
-        self.say(f"Started {KIND_TITLES[kind]} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
+        self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
         if run_now:
             self.action_run_next()
 

@@ -13,9 +13,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 if TYPE_CHECKING:  # paramiko is imported by the worker that logs in, not before the first paint
+    from core.config.state import State
     from core.remote.known_hosts import UnknownHostKey
     from core.remote.ssh import SshPool
-    from core.config.state import State
 
 MAX_ROUNDS = 5
 

@@ -18,8 +18,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
+from core.config.record import RotationRecord
 from core.errors import CertRotateError, SecretNeeded
 from core.config.state import State
+from core.errors import CertRotateError
+from core.rotation import kinds
 from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
@@ -27,19 +30,19 @@ from tui.view import when
 from tui.widgets.host_progress import FINAL, HostProgress
 
 if TYPE_CHECKING:
-    from core.rotation.executor import Progress
+    from core.rotation.model import Progress
 
 STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow"}
 
 
 def _host_count(state: State, step: str) -> int:
     nodes, clients = state.inventory.nodes, state.inventory.clients
-    kind = state.rotation.get("kind")
     if step == "rollback":
         return len(nodes) + sum(1 for c in clients if c.delivered_over_ssh)
     if step == "leaf":
-        return (len(nodes) if kind in ("ca", "nodes", "init", "ui") else 0) + (
-            len(clients) if kind in ("ca", "clients", "init") else 0)
+        kind = kinds.get(RotationRecord(state.rotation).kind)
+        with_nodes, with_clients = kind.leaf_hosts(state.inventory.cluster)
+        return (len(nodes) if with_nodes else 0) + (len(clients) if with_clients else 0)
     return len(nodes) + len(clients)
 
 

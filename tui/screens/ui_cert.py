@@ -22,8 +22,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, DirectoryTree, Footer, Header, Input, Label, Static
 
-from core.errors import CertRotateError
 from core.config.state import State
+from core.errors import CertRotateError
 from tui.widgets.pem_tree import PemFileTree
 
 RESULT_WIDTH = 90  # the whole sentence of the first failure is shown under the table

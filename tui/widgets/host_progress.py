@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from textual.widgets import DataTable
 
 if TYPE_CHECKING:
-    from core.rotation.executor import Progress
+    from core.rotation.model import Progress
 
 FINAL = ("ok", "skipped", "failed")
 STATUS_LABELS = {"running": "running…", "ok": "ok ✓", "skipped": "skipped", "failed": "FAILED ×", "waiting": "waiting"}

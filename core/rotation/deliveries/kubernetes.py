@@ -3,7 +3,7 @@
 With `[cluster] delivery = "kubernetes"` certrotate never logs in to a node. Where the SSH
 rotation uploads, reloads and verifies, this one, region by region:
 
-1. writes the region's manifest (core/rotation/deliveries/kubernetes_manifests.py) under
+1. writes the region's manifest (core/rotation/kubernetes_manifests.py) under
    `local_certs_dir/kubernetes/<rotation id>/NN-<step>-<region>.yaml` and stops at a
    confirm gate: "apply it, restart the StatefulSet, then confirm";
 2. takes the operator's confirmation (`advance --yes`, or the wizard's checklist) only for
@@ -15,45 +15,43 @@ rotation uploads, reloads and verifies, this one, region by region:
 
 Per region the record (`[rotation.kubernetes.<region>]`) holds, for each step, its status
 ("written", "confirmed", "done"), the manifest's path and sha256 and the times — never
-the manifest's content. The schedule (`wait`) and the client deliveries are the
-engine's own (core/rotation/engine.py, core/rotation/delivery.py), unchanged.
+the manifest's content. The phases themselves, the schedule (`wait`) and the client
+deliveries are the engine's own (core/rotation/engine.py, core/rotation/clients.py): this
+module is only the node side of each step.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from core import files, pki
-
-from core.pki import bundle
-
-from core.rotation import signers as ca_material
-
-from core.rotation import engine
-
-from core.remote import probes
-from core.rotation.deliveries import kubernetes_manifests as k8s
-from core.pki.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
-from core.rotation.delivery import confirmation_gate, deliver_client_leaves, deliver_to_client
-from core.errors import BadInput, CertRotateError, StepFailed
-from core.rotation.executor import Progress, Reporter, silent
 from core.config.inventory import NodeConfig
-from core.pki.keys import key_matches_certificate, load_private_key
-from core.rotation.plans import PUBLIC
-from core.pki.checks import check_leaf_files
-from core.rotation.restore import rollback_host
-from core.rotation.context import DONE, Gate, Outcome, Run, client_key
-from core.remote.ssh import SshPool
+from core.config.record import RotationRecord, client_key
 from core.config.state import State
 from core.config.workspace import LeafFiles, ensure_node_leaf
+from core.errors import BadInput, CertRotateError, StepFailed
+from core.pki import bundle
+from core.pki.certs_dir import CA_CERT, NODE_CERT, NODE_KEY
+from core.pki.checks import check_leaf_files
+from core.pki.keys import key_matches_certificate, load_private_key
+from core.remote import probes
+from core.remote.ssh import SshPool
+from core.rotation import kubernetes_manifests as k8s
+from core.rotation import lifecycle
+from core.rotation import signers as signers_mod
+from core.rotation.context import Run
+from core.rotation.kinds import Kind
+from core.rotation.model import DONE, Gate, Outcome, Progress, Reporter, silent
+from core.rotation.plans import TrustCheck
+from core.rotation.restore import rollback_host
+from core.rotation.signers import LeafSigners, RotationBundles
 
 WRITTEN = "written"
 CONFIRMED = "confirmed"
 NODE_STEP = {"add": "trust", "promote": "leaf", "remove": "retire", "rollback": "rollback"}  # per-node record key
-TRUST_RETRY_SECONDS = 0.3
+BUNDLE_STEPS = {"trust": "add", "retire": "remove"}  # the engine's bundle steps as Secret steps
 
 
 @dataclass(frozen=True)
@@ -66,28 +64,12 @@ class Expectation:
     refused: tuple[str, ...] = ()  # CAs whose client certificates it must refuse
 
 
-def phase_steps(state: State) -> dict[str, Callable[[Run], Gate | None]]:
-    """The phase functions of a Kubernetes rotation; a rollback in progress replaces them all."""
-    if rollback_pending(state.rotation):
-        return {phase: phase_rollback for phase in engine.PHASES if phase != "idle"}
-    return {"trust": phase_trust, "wait": engine.phase_wait, "leaf": phase_leaf, "retire": phase_retire}
-
-
-def check_start(kind: str) -> None:
-    if kind == "init":
-        raise BadInput("First-time setup is not done by certrotate on Kubernetes: the helm chart or operator creates "
-                       "the first certificates. Use `start ca`, `start nodes` or `start clients`.")
-    if kind not in ("ca", "nodes", "clients"):
-        raise BadInput(f"A {kind} rotation is not supported with delivery = \"kubernetes\" yet; use `start ca`, "
-                       "`start nodes` or `start clients`.")
-
-
 # -- the record -------------------------------------------------------------------------------
 
 
 def _record(run: Run, region: str) -> dict[str, Any]:
     with run.lock:
-        return run.rotation.setdefault("kubernetes", {}).setdefault(region, {})
+        return run.record_view().region_data(region)
 
 
 def rollback_pending(rotation: dict[str, Any]) -> bool:
@@ -100,7 +82,7 @@ def _manifest_dir(run: Run):
 
 def _manifest_path(run: Run, manifest: k8s.SecretManifest):
     names = [t.region for t in k8s.regions(run.inventory)]
-    index = k8s.step_index(run.kind, manifest.step, names.index(manifest.target.region), len(names))
+    index = k8s.step_index(run.kind.name, manifest.step, names.index(manifest.target.region), len(names))
     return _manifest_dir(run) / manifest.file_name(index)
 
 
@@ -152,11 +134,11 @@ def _write(run: Run, target: k8s.RegionTarget, manifest: k8s.SecretManifest, **r
 def _note_served_before(run: Run, target: k8s.RegionTarget) -> None:
     """What each node serves before the Secret changes: a restart must bring back the same certificate."""
     for node in target.nodes:
-        record = run.node_record(node.name)
-        if not node.sql_addr or "served_before" in record:
+        record = run.node(node.name)
+        if not node.sql_addr or record.served_before():
             continue
         try:
-            run.update_record(record, served_before=probes.probe_sql(node.sql_addr).fingerprint)
+            record.note_served_before(probes.probe_sql(node.sql_addr).fingerprint)
         except CertRotateError:
             pass  # not reachable from here: the step is then confirmed without verification of this node
 
@@ -204,7 +186,7 @@ def confirm(state: State, items: list[str]) -> list[str]:
         if item not in waiting:
             raise BadInput(f"{item} has no Kubernetes manifest waiting for a confirmation.")
         target, step = waiting[item]
-        record = state.rotation["kubernetes"][target.region]
+        record = RotationRecord(state.rotation).region_data(target.region)
         record.update({step: CONFIRMED, f"{step}_confirmed_at": pki.utcnow()})
         state.record(f"kubernetes {step}: confirmed", at=pki.utcnow(), host=item, detail="operator")
     return others
@@ -229,7 +211,7 @@ def _verify(run: Run, target: k8s.RegionTarget, step: str, expect: Expectation) 
                        f"and statefulset/{target.statefulset} restarted, then confirm again.")
             run.update_record(record, **{step: WRITTEN})
             with run.lock:
-                run.rotation["last_error"] = message
+                run.record_view().last_error = message
             run.record(f"kubernetes {step}: verification failed", host=node.name, detail=str(error))
             run.report(Progress(node.name, step, "failed", str(error)))
             run.save()
@@ -238,17 +220,15 @@ def _verify(run: Run, target: k8s.RegionTarget, step: str, expect: Expectation) 
     now = pki.utcnow()
     run.update_record(record, **{step: DONE, f"{step}_at": now})
     for node in target.nodes:
-        values: dict[str, Any] = {NODE_STEP[step]: DONE, f"{NODE_STEP[step]}_at": now}
-        if step == "promote":
-            values["leaf_fingerprint"] = record.get("promote_leaf_fingerprint")
-        run.update_record(run.node_record(node.name), **values)
+        promoted = {"leaf_fingerprint": record.get("promote_leaf_fingerprint")} if step == "promote" else {}
+        run.node(node.name).mark_done(NODE_STEP[step], now, **promoted)
     run.record(f"kubernetes {step}: done", host=target.gate_item)
     run.save()
 
 
 def _verify_node(run: Run, node: NodeConfig, expect: Expectation, clients: dict[str, pki.Issued]) -> None:
     timeout = run.executor.verify_timeout
-    wanted = expect.served or (run.node_record(node.name).get("served_before") if expect.keep_served else None)
+    wanted = expect.served or (run.node(node.name).served_before() if expect.keep_served else None)
     if wanted:
         seen = probes.wait_for_fingerprint(node.sql_addr, wanted, timeout=timeout)
         if seen != wanted:
@@ -260,22 +240,14 @@ def _verify_node(run: Run, node: NodeConfig, expect: Expectation, clients: dict[
             run.report(Progress(node.name, "verify", "skipped", f"no key for CA {fingerprint[:16]}… to probe with"))
             continue
         client = clients.setdefault(fingerprint, probes.make_probe_client(ca))
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                result = probes.probe_trust(node.sql_addr, ca, client=client)
-                if result.trusted == trusted:
-                    break
-                detail = result.detail
-            except CertRotateError as error:  # a pod restarting; try again until the deadline
-                detail = str(error)
-            if time.monotonic() >= deadline:
-                verb = "does not accept" if trusted else "still accepts"
-                raise StepFailed(f"{node.name} {verb} client certificates of CA {fingerprint[:16]}… ({detail})")
-            time.sleep(TRUST_RETRY_SECONDS)
+        verdict = probes.wait_for_trust(node.sql_addr, ca, trusted, timeout=timeout, client=client,
+                                        retry_errors=True)  # a pod restarting answers nothing for a while
+        if isinstance(verdict, str):
+            verb = "does not accept" if trusted else "still accepts"
+            raise StepFailed(f"{node.name} {verb} client certificates of CA {fingerprint[:16]}… ({verdict})")
 
 
-# -- phases ---------------------------------------------------------------------------------------
+# -- the steps ------------------------------------------------------------------------------------
 
 
 def _regions(run: Run) -> list[k8s.RegionTarget]:
@@ -295,76 +267,69 @@ def _known(*cas: pki.Issued | None) -> tuple[str, ...]:
     return tuple(ca.fingerprint for ca in cas if ca is not None)
 
 
-def phase_trust(run: Run) -> Gate | None:
-    combined, old_bundle, new_ca = ca_material.rotation_bundles(run)
-    old_ca = ca_material.old_ca(run, old_bundle)
-    added = k8s.add_bundle(old_bundle.pem, new_ca.cert_pem)
-    expect = Expectation(keep_served=True, trusted=_known(new_ca, old_ca))
-    for target in _regions(run):
-        gate = _step(run, "add", target, {CA_CERT: added}, expect)
-        if gate:
-            return gate
-    for client in run.inventory.clients:
-        deliver_to_client(run, client, "trust", {CA_CERT: (combined, PUBLIC)}, confirm_key="trust_confirmed")
-    if run.dry_run:
+class KubernetesDelivery:
+    name = "kubernetes"
+
+    def check_start(self, kind: Kind) -> None:
+        if kind.first_install:
+            raise BadInput("First-time setup is not done by certrotate on Kubernetes: the helm chart or operator "
+                           "creates the first certificates. Use `start ca`, `start nodes` or `start clients`.")
+        if kind.name not in ("ca", "nodes", "clients"):
+            raise BadInput(f"A {kind.name} rotation is not supported with delivery = \"kubernetes\" yet; use "
+                           "`start ca`, `start nodes` or `start clients`.")
+
+    def trust_bundle(self, rotated: RotationBundles) -> bytes:
+        # Old CA(s) first: pods restart with the Secret and keep presenting and preferring the old chain.
+        return k8s.add_bundle(rotated.before.pem, rotated.new_ca.cert_pem)
+
+    def push_bundle(self, run: Run, step: str, bundle_pem: bytes, allowed_before: list[bytes],
+                    checks: list[TrustCheck]) -> Gate | None:
+        trusted = tuple(c.ca_fingerprint for c in checks if c.trusted)
+        refused = tuple(c.ca_fingerprint for c in checks if not c.trusted)
+        secret_step = BUNDLE_STEPS[step]
+        for target in _regions(run):
+            if secret_step == "add":
+                expect = Expectation(keep_served=True, trusted=trusted)
+            else:  # ca.crt only: the merge patch leaves the promoted node.crt/node.key in place
+                expect = Expectation(served=_record(run, target.region).get("promote_leaf_fingerprint"),
+                                     trusted=trusted, refused=refused)
+            gate = _step(run, secret_step, target, {CA_CERT: bundle_pem}, expect)
+            if gate:
+                return gate
         return None
-    files.write_public(run.ws.bundle_path, combined, overwrite=True)
-    engine.enter_wait(run)
-    return None
 
-
-def phase_leaf(run: Run) -> Gate | None:
-    if run.kind not in k8s.KIND_STEPS:
-        return engine.phase_leaf(run)  # client certificates only: nothing in the node Secret changes
-    if run.kind == "ca":
-        ca_pem, old_bundle, ca = ca_material.rotation_bundles(run)  # the new CA signs
-        trusted = _known(ca, ca_material.old_ca(run, old_bundle))
-    else:
-        ca = ca_material.signing_ca(run)
-        ca_pem, trusted = run.ws.read_bundle(), _known(ca)
-    for target in _regions(run):
-        leaf = _region_leaf(run, target, ca, ca_pem)
-        gate = _step(run, "promote", target, {CA_CERT: ca_pem, NODE_CERT: leaf.cert_pem, NODE_KEY: leaf.key_pem},
-                     Expectation(served=leaf.fingerprint, trusted=trusted), leaf_fingerprint=leaf.fingerprint)
-        if gate:
-            return gate
-    if run.kind == "nodes":
-        if not run.dry_run:
-            engine.finish(run, "done")
+    def push_node_leaves(self, run: Run, signers: LeafSigners | None, first_bundles: dict[str, bytes]) -> Gate | None:
+        assert signers is not None and signers.node_ca is not None  # Kubernetes rotates node certificates only
+        ca = signers.node_ca
+        ca_pem, _ = signers_mod.leaf_trust_bundles(run, signers)
+        old = signers_mod.old_ca(run, signers.rotated.before) if signers.rotated else None
+        trusted = _known(ca, old)
+        for target in _regions(run):
+            leaf = _region_leaf(run, target, ca, ca_pem)
+            gate = _step(run, "promote", target, {CA_CERT: ca_pem, NODE_CERT: leaf.cert_pem, NODE_KEY: leaf.key_pem},
+                         Expectation(served=leaf.fingerprint, trusted=trusted), leaf_fingerprint=leaf.fingerprint)
+            if gate:
+                return gate
         return None
-    deliver_client_leaves(run, ca)
-    if not run.dry_run:
-        run.rotation["phase"] = "retire"
-        run.record("phase retire")
-        run.save()
-    return None
+
+    def check_retire_safe(self, run: Run) -> None:
+        for target in _regions(run):
+            if _record(run, target.region).get("promote") != DONE:
+                raise StepFailed(f"region {target.region} has no confirmed new node certificate; the old CA cannot be "
+                                 "retired yet.")
+
+    def rollback(self, state: State, pool: SshPool, report: Reporter) -> Outcome:
+        return rollback(state, pool, report=report)
+
+    def confirm(self, state: State, items: list[str]) -> list[str]:
+        return confirm(state, items)
+
+    def pending_step(self, state: State):
+        """While a rollback is in progress, every phase's step is the rollback's."""
+        return phase_rollback if rollback_pending(state.rotation) else None
 
 
-def phase_retire(run: Run) -> Gate | None:
-    combined, old_bundle, new_ca = ca_material.rotation_bundles(run)
-    gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted")
-    if gate:
-        return gate
-    for target in _regions(run):
-        if _record(run, target.region).get("promote") != DONE:
-            raise StepFailed(f"region {target.region} has no confirmed new node certificate; the old CA cannot be "
-                             "retired yet.")
-    engine.check_clients_hold_new_leaves(run)
-    final = bundle.remove(combined, set(old_bundle.fingerprints))
-    old_ca = ca_material.old_ca(run, old_bundle)
-    for target in _regions(run):
-        served = _record(run, target.region).get("promote_leaf_fingerprint")
-        # ca.crt only: the merge patch leaves the promoted node.crt/node.key in place.
-        gate = _step(run, "remove", target, {CA_CERT: final},
-                     Expectation(served=served, trusted=_known(new_ca), refused=_known(old_ca)))
-        if gate:
-            return gate
-    for client in run.inventory.clients:
-        deliver_to_client(run, client, "retire", {CA_CERT: (final, PUBLIC)}, confirm_key="retire_confirmed")
-    if run.dry_run:
-        return None
-    engine.close_retire(run, final, old_bundle)  # kubernetes rotates the node CA only: ca.crt, ca_key
-    return None
+DELIVERY = KubernetesDelivery()
 
 
 # -- rollback ---------------------------------------------------------------------------------
@@ -379,7 +344,7 @@ def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outco
     """
     if not state.rotation:
         raise BadInput("No rotation is in flight; there is nothing to roll back.")
-    run = Run(state, pool, now=None, yes=False, dry_run=False, report=report)
+    run = Run(state, pool, now=None, yes=False, dry_run=False, report=report, delivery=DELIVERY)
     if not rollback_pending(state.rotation):
         touched = _plan_rollback(run)
         _rollback_ssh_clients(run)
@@ -456,8 +421,8 @@ def phase_rollback(run: Run) -> Gate | None:
     if run.dry_run:
         return None
     old_bundle = bundle.parse_bundle(_before_bundle(run), "the CA bundle from before the rotation")
-    old_ca = ca_material.old_ca(run, old_bundle)
-    new_ca = ca_material.new_ca(run) if run.kind == "ca" and "new_ca" in run.rotation else None
+    old_ca = signers_mod.old_ca(run, old_bundle)
+    new_ca = signers_mod.new_ca(run) if run.kind.rotates_ca and "new_ca" in run.rotation else None
     for target in targets:
         record = _record(run, target.region)
         if record.get("rollback") == DONE:
@@ -473,4 +438,4 @@ def _finish_rollback(run: Run) -> None:
     saved = run.ws.rotation_dir(run.rid) / "ca-before.crt"
     if saved.exists():
         files.write_public(run.ws.bundle_path, saved.read_bytes(), overwrite=True)
-    engine.finish(run, "rolled back")
+    lifecycle.finish(run, "rolled back")

@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import ipaddress
 import os
-import posixpath
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,27 +29,21 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from core import files, pki
-
-from core.rotation import engine
-
-from core.rotation import regions
-
-from core.remote import remote_files
-from core.rotation.actions import Action, ExpectServed, FileContent, RunCommand, WriteFiles
+from core.config.inventory import NodeConfig, resolve_local, split_address
+from core.config.record import rotation_id_for
+from core.config.state import State
+from core.config.workspace import Workspace
+from core.errors import BadInput
 from core.pki.bundle import parse_certificates
 from core.pki.certs_dir import UI_CERT, UI_KEY
-from core.errors import BadInput, CertRotateError, StepFailed, named
-from core.rotation.executor import Progress
-from core.config.inventory import NodeConfig, resolve_local
 from core.pki.keys import key_matches_certificate, load_private_key
-from core.rotation.plans import PRIVATE, PUBLIC, HostFacts
-from core.remote.probes import probe_http, split_address, wait_for_fingerprint
-from core.rotation.context import DONE, Gate
-from core.remote.ssh import HostSession
-from core.config.state import State
+from core.rotation.kinds.base import Kind, _always
+from core.rotation.model import HTTP_PROBE
+from core.rotation.node_change import NodeChange
+from core.rotation.plans import PRIVATE, PUBLIC
 
-KIND = "ui"
-STEP = "leaf"  # one leaf-like phase; its backups are the leaf step's, which rollback restores
+NAME = "ui"
+PHASE = "leaf"  # one leaf-like phase; its backups are the leaf step's, which rollback restores
 RECORD = "ui_certificate"
 
 
@@ -237,21 +230,19 @@ def staged_paths(ws, rotation_id: str) -> tuple[Path, Path]:
 def start(state: State, *, cert_path: str | None = None, key_path: str | None = None,
           now: dt.datetime | None = None) -> dict[str, Any]:
     """Check the pair, keep a copy beside the rotation, and open a `ui` rotation (phase leaf)."""
-    from core.config.workspace import Workspace
-
     checked = check_files(state, cert_path, key_path, now=now)
     if checked.problem:
         raise BadInput(checked.problem)
     pair = checked.pair
     assert pair is not None
     real_now = pki.utcnow()
-    rotation_id = engine.rotation_id_for(KIND, real_now)
+    rotation_id = rotation_id_for(NAME, real_now)
     ws = Workspace(state.base_dir, state.inventory.cluster)
     staged_cert, staged_key = staged_paths(ws, rotation_id)
     files.write_private(staged_key, pair.key_pem, overwrite=True)
     files.write_public(staged_cert, pair.chain_pem, overwrite=True)
     state.rotation = {
-        "id": rotation_id, "kind": KIND, "phase": STEP, "started": real_now,
+        "id": rotation_id, "kind": NAME, "phase": PHASE, "started": real_now,
         RECORD: {
             "source_cert": cert_path or state.inventory.cluster.ui_cert,
             "source_key": key_path or state.inventory.cluster.ui_key,
@@ -262,7 +253,7 @@ def start(state: State, *, cert_path: str | None = None, key_path: str | None = 
             "not_after": pair.leaf.not_valid_after_utc,
         },
     }
-    state.record("start", at=real_now, detail=f"{KIND} rotation {rotation_id}")
+    state.record("start", at=real_now, detail=f"{NAME} rotation {rotation_id}")
     state.record("UI certificate checked", at=real_now, path=ws.relative(staged_cert),
                  sha256=hashlib.sha256(pair.chain_pem).hexdigest(), detail=f"fingerprint {pair.fingerprint}")
     return state.rotation
@@ -288,99 +279,34 @@ def _staged_pair(run) -> UiPair:
 # -- per node -------------------------------------------------------------------------------------
 
 
-def plan_ui(host: str, certs_dir: str, facts: HostFacts, served: str | None, pair: UiPair, *, reload: str | None,
-            http_addr: str, backup_id: str) -> list[Action]:
-    """ui.key then ui.crt, reload, and the proof: http_addr serves exactly the new certificate."""
-    wanted = [FileContent(posixpath.join(certs_dir, UI_KEY), pair.key_pem, PRIVATE),
-              FileContent(posixpath.join(certs_dir, UI_CERT), pair.chain_pem, PUBLIC)]
-    if served == pair.fingerprint and all(facts.has(f.path, f) for f in wanted):
-        return []
-    missing = tuple(f for f in wanted if not facts.has(f.path, f))
-    actions: list[Action] = [WriteFiles(host, missing, backup_id)] if missing else []
-    if reload:
-        actions.append(RunCommand(host, reload, "reload"))
-    actions.append(ExpectServed(host, http_addr, pair.fingerprint, direct_tls=True))
-    return actions
-
-
-def _served_before_upload(node: NodeConfig) -> str:
-    """What the console serves now. One that does not answer TLS cannot prove a new certificate
-    afterwards, so nothing is uploaded to it: a wrong http_addr or a stopped node is found here."""
-    try:
-        return probe_http(node.http_addr).fingerprint
-    except CertRotateError as error:
-        raise StepFailed(f"{node.name}: its DB Console does not answer TLS on {node.http_addr} ({error}); nothing was "
-                         "uploaded to it. Check http_addr and that the node runs, then run advance again.") from None
-
-
-def _ui_node(run, node: NodeConfig, pair: UiPair) -> None:
-    record = run.node_record(node.name)
-    session = run.session(node)
-    base = node.certs_dir.rstrip("/")
-    facts = run.executor.observe(session, [f"{base}/{UI_KEY}", f"{base}/{UI_CERT}"], None)
-    served = _served_before_upload(node)
-    if "ui_served_before" not in record and not run.dry_run:
-        run.update_record(record, ui_served_before=served)
-    actions = plan_ui(node.name, node.certs_dir, facts, served, pair, reload=run.reload_command(node),
-                      http_addr=node.http_addr, backup_id=f"{run.rid}.{STEP}")
-    run.report(Progress(node.name, STEP, "running", "starting"))
-    try:
-        run.execute(node.name, session, actions, STEP)
-    except CertRotateError as error:
-        if run.dry_run:
-            raise
-        restored = _restore(run, node, session, record.get("ui_served_before"))
-        message = f"{named(node.name, error)} {restored} The rotation is stopped; fix the cause and run advance again."
-        record[STEP] = "failed"
-        run.rotation["last_error"] = message
-        run.record("ui certificate failed", host=node.name, detail=str(error))
-        run.save()
-        raise StepFailed(message) from None
-    if not run.dry_run:
-        if record.get(STEP) != DONE or record.get("ui_fingerprint") != pair.fingerprint:
-            record.update({STEP: DONE, f"{STEP}_at": pki.utcnow(), "ui_fingerprint": pair.fingerprint})
-        run.report(Progress(node.name, STEP, "ok", f"serves the new UI certificate {pair.fingerprint[:16]}… on "
-                                                   f"{node.http_addr}"))
-        run.save()
-
-
-def _restore(run, node: NodeConfig, session: HostSession, before: str | None) -> str:
-    """Put the node's previous ui files back (or remove the new ones), reload, check what it serves."""
-    try:
-        restored = remote_files.restore(session, f"{run.rid}.{STEP}")
-        session.reload(run.reload_command(node) or "true")
-        if before:
-            seen = wait_for_fingerprint(node.http_addr, before, timeout=run.executor.verify_timeout,
-                                        postgres_preamble=False)
-            if seen != before:
-                return ("Its previous files were restored, but its console does not serve its previous certificate "
-                        "yet; look at it now.")
-        run.record("ui certificate restored", host=node.name, detail=restored.summary())
-        run.report(Progress(node.name, STEP, "failed", "restored its previous UI certificate"))
-        if not before:
-            return "Its previous files were restored."
-        return "Its previous UI certificate was restored and it serves it again."
-    except CertRotateError as error:
-        return f"Restoring its previous files failed too ({error}); restore it by hand from the backup on the node."
-
-
-def phase_ui(run) -> Gate | None:
-    """The single phase of a `ui` rotation: every node in rollout order, then done."""
+def node_change(run, node: NodeConfig) -> NodeChange:
+    """ui.key then ui.crt, and the proof: the node's http_addr serves exactly the new certificate."""
     pair = _staged_pair(run)
-    for node in regions.rollout_order(run.inventory.nodes):
-        _ui_node(run, node, pair)
-    if run.dry_run:
-        return None
-    engine.finish(run, "done")
-    return None
+    return NodeChange(
+        {UI_KEY: (pair.key_pem, PRIVATE), UI_CERT: (pair.chain_pem, PUBLIC)},
+        serves=pair.fingerprint,
+        probe=HTTP_PROBE,
+        recorded={"ui_fingerprint": pair.fingerprint},
+        done_text=f"serves the new UI certificate {pair.fingerprint[:16]}… on {node.http_addr}",
+        journal="ui certificate",
+    )
 
 
-def verify_rolled_back(run, node: NodeConfig) -> None:
-    """After a rollback restored a node's files: its console serves what it served before the rotation."""
-    expected = run.node_record(node.name).get("ui_served_before")
-    if not (node.http_addr and expected):
-        return
-    seen = wait_for_fingerprint(node.http_addr, expected, timeout=run.executor.verify_timeout, postgres_preamble=False)
-    if seen != expected:
-        raise StepFailed(f"{node.name} was restored but serves {seen[:16]}… on {node.http_addr}, not its previous "
-                         f"UI certificate {expected[:16]}….")
+def _open(state: State, **options: Any) -> dict[str, Any]:
+    return start(state, **options)
+
+
+KIND = Kind(
+    name=NAME,
+    title="UI certificate",
+    choice="UI certificate",
+    summary="Your own DB Console certificate (public or organisational CA), checked, then node by node.",
+    node_leaves=_always,
+    open=_open,
+    node_change=node_change,
+    probe=HTTP_PROBE,
+    leaf_title="Install the UI certificate",
+    leaf_text=("Upload ui.crt and ui.key to every node, canary first, reload, and verify over direct TLS on its "
+               "http_addr that it serves the new certificate; a node that does not gets its previous files back "
+               "and the rotation stops."),
+)

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.config.inventory import ClusterConfig, Inventory, NodeConfig, resolve_local
+from core.config.record import RotationRecord
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, NODE_KEY
-from core.config.inventory import ClusterConfig, Inventory, NodeConfig, resolve_local
 
 MANAGED_BY = "certrotate"
 ROTATION_LABEL = "certrotate/rotation-id"
@@ -220,7 +221,7 @@ def decode_manifest(text: bytes | str) -> dict[str, bytes]:
 
 def records(rotation: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per region: {step: "written" | "confirmed" | "done", f"{step}_manifest": path, ...}."""
-    return rotation.get("kubernetes", {}) if rotation else {}
+    return RotationRecord(rotation).regions if rotation else {}
 
 
 def waiting_gates(inventory: Inventory, rotation: dict[str, Any]) -> list[tuple[RegionTarget, str, str]]:
@@ -230,7 +231,7 @@ def waiting_gates(inventory: Inventory, rotation: dict[str, Any]) -> list[tuple[
     for target in regions(inventory):
         record = recorded.get(target.region, {})
         # A rollback in progress replaces the forward steps: only its manifests still count.
-        steps = ("rollback",) if "rollback" in record else KIND_STEPS.get(rotation.get("kind"), ())
+        steps = ("rollback",) if "rollback" in record else KIND_STEPS.get(RotationRecord(rotation).kind, ())
         for step in steps:
             if record.get(step) == "written":
                 out.append((target, step, record.get(f"{step}_manifest", "")))

@@ -1,0 +1,49 @@
+"""`start nodes` and `start clients`: new leaf certificates from the current CA, nothing else changes.
+
+For new SANs (a load balancer, a renamed host) or a leaked client key. The current CA's key
+must be at hand and match, or nothing can be issued.
+"""
+
+from __future__ import annotations
+
+from core.config.state import State
+from core.config.workspace import Workspace
+from core.pki import bundle
+from core.rotation.kinds.base import Kind, _always
+
+
+def _check_current_cas(ws: Workspace, *, client_ca_too: bool) -> None:
+    bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
+    ws.current_ca()
+    if client_ca_too:
+        ws.current_client_ca()  # the one that signs client certificates and client.node.crt
+
+
+def check_nodes(_state: State, ws: Workspace) -> None:
+    _check_current_cas(ws, client_ca_too=ws.cluster.split_node_certs)
+
+
+def check_clients(_state: State, ws: Workspace) -> None:
+    _check_current_cas(ws, client_ca_too=True)
+
+
+NODES = Kind(
+    name="nodes",
+    title="node certificates only",
+    choice="Node certificates only",
+    summary="New node certificates from the current CA (e.g. new SANs).",
+    renews_node_cert=True,
+    node_leaves=_always,
+    check_start=check_nodes,
+    leaf_title="Roll out new node certificates",
+)
+
+CLIENTS = Kind(
+    name="clients",
+    title="client certificates only",
+    choice="Client certificates only",
+    summary="New client certificates from the current CA (e.g. a leaked client key).",
+    client_leaves=True,
+    check_start=check_clients,
+    leaf_title="Deliver new client certificates",
+)

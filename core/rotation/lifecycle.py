@@ -1,0 +1,61 @@
+"""A rotation's life between the steps: into the wait, into the next phase, closed out, finished.
+
+These sit below the kinds and the deliveries and above the run, so every delivery closes a
+phase the same way and the record always says the same things at the same moments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from core import files, pki
+from core.config.record import history_entry
+from core.errors import CertRotateError
+from core.pki import bundle
+from core.remote import remote_files
+from core.rotation import proof_record
+from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
+
+
+def enter_phase(run: Run, phase: str, detail: str = "") -> None:
+    run.record_view().enter(phase)
+    run.record(f"phase {phase}", **({"detail": detail} if detail else {}))
+    run.save()
+
+
+def enter_wait(run: Run) -> None:
+    """The trust rollout is done: the leaf step may come `leaf_delay_days` from now."""
+    finished = pki.utcnow()
+    until = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
+    run.record_view().enter_wait(finished, until)
+    run.record("phase wait", detail=f"leaf rotation not before {until:%Y-%m-%d %H:%M} UTC")
+    run.save()
+
+
+def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
+    """Every node holds `final`: the local bundle follows, the inventory names the new CA key, the rotation ends."""
+    files.write_public(run.authority.local_bundle, final, overwrite=True)
+    new_key = run.record_view().new_ca["key"]
+    state = run.state
+    state.inventory = dataclasses.replace(
+        state.inventory, cluster=dataclasses.replace(state.inventory.cluster, **{run.authority.key_field: new_key}))
+    run.record("retired old CA", detail=", ".join(fp[:16] for fp in old_bundle.fingerprints))
+    finish(run, "done")
+
+
+def finish(run: Run, outcome: str) -> None:
+    """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
+    run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome) | proof_record.history_entry(run.rotation))
+    run.record("finished", detail=f"{run.kind.name} rotation {run.rid}: {outcome}")
+    # The backups hold the old private keys; once the rotation is over nothing may restore them.
+    for host in ssh_hosts(run.inventory):
+        try:
+            session = run.session(host)
+            for step in BACKUP_STEPS:
+                remote_files.remove_backup(session, f"{run.rid}.{step}")
+        except CertRotateError as error:
+            run.record("backup kept", host=host_name(host), detail=str(error))
+    run.state.rotation = {}
+    run.rotation = {}
+    run.save()
