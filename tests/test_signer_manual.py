@@ -116,3 +116,23 @@ def test_a_certificate_without_server_auth_is_refused_on_arrival(manual_lab):
     assert result.returncode == 2
     assert "n1" in result.stderr and "serverAuth" in result.stderr and "Replace that file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_the_wizard_shows_which_certificates_are_still_missing(manual_lab):
+    from tests.tui_helpers import SIZE, home_ready, run_next_step
+    from tui.app import CertRotateApp
+
+    lab, org = manual_lab
+    assert certrotate(lab, "start", "nodes").returncode == 0
+    app = CertRotateApp(lab.state_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await home_ready(pilot)
+        run = await run_next_step(pilot)
+        assert not run.error, run.error
+        assert "waiting for signed certificates" in run.summary
+        assert "n1.node.crt, n2.node.crt, n3.node.crt" in run.summary
+        org.sign(_requests(lab) / "n1.node.csr")
+        await pilot.press("escape")
+        await home_ready(pilot)
+        run = await run_next_step(pilot)
+        assert "Still missing: n2.node.crt, n3.node.crt" in run.summary
