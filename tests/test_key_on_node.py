@@ -79,3 +79,20 @@ def test_a_client_with_key_on_host_gets_a_certificate_for_the_key_its_host_made(
             assert conn.execute("select 1").fetchone() == (1,)
     public = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert public not in operator_private_keys(lab.operator_dir)
+
+
+def test_a_node_without_openssl_is_named_in_one_sentence_and_keeps_its_files(key_lab, tmp_path):
+    lab = key_lab
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    canary = lab.nodes[0]
+    canary.sshd.stop()
+    canary.sshd.session_env = {"PATH": str(empty)}  # a minimal host: no openssl
+    canary.sshd.start()
+    before = node_files(lab)
+    assert certrotate(lab, "start", "nodes").returncode == 0
+    result = certrotate(lab, "advance")
+    assert result.returncode == 1
+    assert f"{canary.name} has no openssl" in result.stderr and "key_on_node = false" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert node_files(lab) == before
