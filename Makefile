@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo screenshots system-deps clean
+.PHONY: test demo screenshots system-deps test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,9 +14,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# The lab needs sshd and PostgreSQL 15, the client-stack tests psql, Java 17 + PgJDBC, Go and Node
-# (tests/test_client_stacks.py), the signer tests SoftHSM2 (a real PKCS#11 token) and CFSSL (an
-# organisation's CA server); install them with apt when we are root and they are missing.
+# The lab (demo and tests) needs sshd and PostgreSQL 15; install them with apt when we are root and missing.
 system-deps:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -24,6 +22,16 @@ system-deps:
 	  command -v tmux >/dev/null || missing="$$missing tmux"; \
 	  [ -x /usr/lib/postgresql/15/bin/postgres ] || missing="$$missing postgresql-15"; \
 	  command -v openssl >/dev/null || missing="$$missing openssl"; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+# The tests also run the clients people use: psql, Java 17 + PgJDBC, Go and Node (tests/test_client_stacks.py),
+# and the signers' real counterparts: SoftHSM2 as a PKCS#11 token, CFSSL as an organisation's CA server.
+test-deps: system-deps
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
 	  [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
 	  command -v cfssl >/dev/null || missing="$$missing golang-cfssl"; \
 	  command -v psql >/dev/null || missing="$$missing postgresql-client-15"; \
@@ -39,10 +47,10 @@ system-deps:
 
 # node-postgres for the client-stack tests, project-local (never global): .venv/node/node_modules/pg
 NODE_PG := $(VENV)/node/node_modules/pg/package.json
-$(NODE_PG): $(BIN)/python
+$(NODE_PG): $(BIN)/python | test-deps
 	npm install --silent --no-audit --no-fund --prefix $(VENV)/node pg@8.23.1
 
-test: system-deps $(STAMP) $(NODE_PG)
+test: test-deps $(STAMP) $(NODE_PG)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -384,7 +384,7 @@ def report(small: LabResult, large: LabResult, notes: list[str], requested_large
     for result in (small, large):
         print(f"  {f'of which start ca, {result.nodes}':24} {listed(result.start_s)} s")
     print(f"  one remote command (`true` on an open connection, as {small.ssh_user}): "
-          f"{small.remote_command_s:.3f} s; the loop runs 1 per node, certrotate 2 (`id -u; date` for owner and clock checks, the reload)")
+          f"{small.remote_command_s:.3f} s; the loop runs 1 per node, certrotate 2 (`date` for the clock check, the reload)")
     for label in disturbed_rows:
         print(f"note: every round of '{label}' was disturbed by other work on the machine; its median is not clean.")
     for note in notes:

@@ -8,6 +8,9 @@
 - 43: a Kubernetes-delivered cluster (a state file only, no cluster needed, as in
   tests/test_tui_kubernetes.py); the region's gate shows its manifest and kubectl commands.
 - 44: the Cloud client CA screen (command palette) on a directory of two client CAs.
+- 45-47: a lab whose CA and every leaf expired 12 hours ago: the overview says the cluster is
+  down and leads to recovery (45), the recovery started and explained before it runs (46), and
+  every node back at once (47).
 
 Uses the helpers of make_screenshots.py; every lab is stopped at the end.
 """
@@ -131,8 +134,34 @@ async def cloud_client_ca() -> None:
             await snap(pilot, "44-cloud-client-ca")
 
 
+async def expired_cluster_recovery() -> None:
+    import datetime as dt
+
+    from core import pki
+
+    now = pki.utcnow()
+    with start_lab(None, 3, issued_at=now - dt.timedelta(days=2), ca_lifetime=dt.timedelta(hours=36)) as lab:
+        edit_inventory(lab, quick_verify)
+        app = CertRotateApp(lab.state_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await home(pilot)
+            await app.workers.wait_for_complete()
+            await snap(pilot, "45-recovery-overview")
+            await pilot.press("s")
+            await shown(pilot, StartScreen)
+            await pilot.press("7")
+            await until(pilot, lambda: app.state.phase == "leaf", "the recovery to start")
+            await app.workers.wait_for_complete()
+            await snap(pilot, "46-recovery-explained")
+            run = await run_step(pilot, None)
+            if run.error:
+                raise SystemExit(f"make_advanced_screenshots: the recovery failed: {run.error}")
+            await snap(pilot, "47-recovery-every-node-back")
+
+
 async def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
+    await expired_cluster_recovery()
     await client_ca_rotation()
     await regions()
     await kubernetes_gate()

@@ -79,7 +79,7 @@ class LiveClient:
     start and whenever its `restart` command touches `restart_marker` — like a real
     application, which loads its TLS files when it (re)starts. A key and a certificate
     are two files; no reader that opens them one after the other can see them swapped
-    atomically, which is why SPEC.md has a `restart` for clients.
+    atomically, which is why [[clients]] has a `restart` (docs/state-file.md).
     """
 
     lab: Lab

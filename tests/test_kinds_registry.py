@@ -24,8 +24,9 @@ def write_state(tmp_path: Path, extra: str = "") -> Path:
 
 
 @pytest.mark.parametrize("extra, expected", [
-    ("", ["ca", "init", "nodes", "clients", "ui"]),
-    ('client_ca_key = "safe/ca-client.key"\nnode_cert_layout = "split"\n', ["ca", "init", "nodes", "clients", "ui", "client-ca"]),
+    ("", ["ca", "init", "nodes", "clients", "ui", "recover"]),
+    ('client_ca_key = "safe/ca-client.key"\nnode_cert_layout = "split"\n',
+     ["ca", "init", "nodes", "clients", "ui", "client-ca", "recover"]),
 ])
 async def test_the_start_screen_offers_exactly_the_registry_for_the_cluster(tmp_path, extra, expected):
     from tui.screens.start import StartScreen
@@ -39,9 +40,10 @@ async def test_the_start_screen_offers_exactly_the_registry_for_the_cluster(tmp_
         screen = await screen_shown(pilot, StartScreen)
         buttons = [button.id.removeprefix("start-") for button in screen.query(".choice")]
         assert buttons == expected
-        # Each kind keeps its number: client CA is 6 whether or not the others move.
+        # Each kind keeps its number, offered or not: recovery is 7 with or without the client CA (6).
         labels = [str(button.label) for button in screen.query(".choice")]
-        assert labels[-1].startswith(str(len(kinds.NAMES)) if "client-ca" in expected else "5")
+        assert [label.split()[0] for label in labels] == [str(kinds.NAMES.index(name) + 1) for name in expected]
+        assert labels[-1].startswith("7  Recover")
 
 
 def test_every_registered_kind_can_be_started_by_name_and_no_other(tmp_path):
@@ -49,8 +51,11 @@ def test_every_registered_kind_can_be_started_by_name_and_no_other(tmp_path):
                    if a.dest == "kind").choices
     assert tuple(choices) == kinds.NAMES
     state = parse_state(write_state(tmp_path).read_bytes(), tmp_path / "certrotate.toml")
-    with pytest.raises(BadInput, match="Unknown rotation 'everything'; choose one of ca, init, nodes, clients, ui, client-ca"):
+    with pytest.raises(BadInput, match="Unknown rotation 'everything'; choose one of ca, init, nodes, clients, ui, "
+                                       "client-ca, recover"):
         engine.start(state, "everything")
+    with pytest.raises(BadInput, match="chosen by `certrotate start recover`"):
+        engine.start(state, "recover-ca")
 
 
 def test_only_full_rotations_have_four_phases():

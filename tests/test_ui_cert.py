@@ -46,8 +46,8 @@ def check(org: OrgCA, leaf: pki.Issued, *, key_pem: bytes | None = None, key_mod
 def test_a_good_pair_passes_every_check_and_names_each_node_covered(org):
     findings = check(org, org.issue_ui(["10.0.0.1", "10.0.0.2"]))
     assert first_problem(findings) is None
-    assert [f.text for f in findings if f.check == "san"] == ["n1: 10.0.0.1 is covered.", "n2: 10.0.0.2 is covered."]
-    assert "1 intermediate" in next(f.text for f in findings if f.check == "pem")
+    assert [f.message for f in findings if f.check == "san"] == ["n1: 10.0.0.1 is covered.", "n2: 10.0.0.2 is covered."]
+    assert "1 intermediate" in next(f.message for f in findings if f.check == "pem")
 
 
 def test_a_wildcard_covers_one_label_only(org):

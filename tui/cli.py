@@ -1,4 +1,4 @@
-"""The `certrotate` command line: parse, call core, print, exit with the SPEC's codes."""
+"""The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
-from tui import cert_cli, cloud_cli, doctor_cli, rotation_cli
+from tui import autopilot_cli, cert_cli, cloud_cli, doctor_cli, rotation_cli
 
 DEFAULT_STATE = "certrotate.toml"
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state", default=DEFAULT_STATE, help="state file (default ./certrotate.toml)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     rotation_cli.register(subparsers, state_parent)
+    autopilot_cli.register(subparsers, state_parent)
     cert_cli.register(subparsers)
     doctor_cli.register(subparsers, state_parent)
     cloud_cli.register(subparsers)

@@ -1,6 +1,6 @@
 """`certrotate status|start|advance|rollback|check`: the engine for scripts, cron and CI.
 
-Exit codes (SPEC.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
+Exit codes (docs/cli.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
 3 the state file is locked by another certrotate.
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 from core import pki
 from core.config import state as state_mod
 from core.config.record import RotationRecord, client_key
-from core.diagnose.health import Finding, check_certs_dir, check_state
+from core.diagnose import health
 from core.errors import BadInput
+from core.findings import exit_code
 from core.remote.ssh import SshPool
 from core.rotation import engine, kinds, proof_record
 from core.rotation.model import Progress
@@ -113,15 +114,24 @@ def _start(args: argparse.Namespace) -> int:
     secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
-        takes_files = kinds.get(args.kind).open is not None  # the kind starts from the operator's own files
+        takes_files = kinds.get(args.kind).asks_for_files
         if (args.cert or args.key) and not takes_files:
             raise BadInput("--cert and --key name a UI certificate; they go with `start ui` only.")
-        options = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
+        if args.wait_days is not None and args.kind != "ca":
+            raise BadInput("--wait-days shortens the wait of a CA rotation; it goes with `start ca` only.")
+        options: dict[str, Any] = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
+        if args.wait_days is not None:
+            options["wait_days"] = args.wait_days
         if args.new_ca:
             options["new_ca"] = Path(args.new_ca)
-        rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **options))
+        rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **dict(options)))
         state_mod.save(state)
-    print(f"started {args.kind} rotation {rotation['id']} (phase {rotation['phase']}); run `certrotate advance` next.")
+    record = RotationRecord(rotation)
+    print(f"started {kinds.get(record.kind).title} {record.id} (phase {record.phase}); run `certrotate advance` next.")
+    if record.recovery:
+        print(record.recovery.get("why", ""))
+    if record.wait_reason:
+        print(f"The wait before new leaves is {record.wait_reason}.")
     return 0
 
 
@@ -180,14 +190,20 @@ def _confirm(question: str) -> bool:
 def _check(args: argparse.Namespace) -> int:
     now = pki.utcnow()
     if args.certs_dir:
-        findings = check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
+        findings = health.check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)
     else:
-        findings = check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+        findings = health.check_state(state_mod.load(Path(args.state)), now, args.warn_days, args.crit_days)
+    code = exit_code(findings)
+    if args.format != "text":
+        from tui.autopilot_cli import print_check
+
+        print_check(args, findings, code)
+        return code
     for finding in findings:
-        print(f"{finding.level.upper()}: {finding.message}")
+        print(health.line(finding))
     if not findings:
         print("OK: nothing due, nothing expiring.")
-    return max((Finding.EXIT[f.level] for f in findings), default=0)
+    return code
 
 
 def register(subparsers: argparse._SubParsersAction, state_parent: argparse.ArgumentParser) -> None:
@@ -200,6 +216,9 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     start.add_argument("--cert", help="ui: the DB Console certificate (and intermediates) on this machine; "
                                       "default [cluster] ui_cert")
     start.add_argument("--key", help="ui: its private key (mode 0600); default [cluster] ui_key")
+    start.add_argument("--wait-days", type=int, metavar="N",
+                       help="ca: wait N days (not leaf_delay_days) between trust and new leaves, when the CA expires "
+                            "too soon for the usual wait; you acknowledge that clients get less time")
     start.add_argument("--new-ca", metavar="FILE", help="ca: the organisation's new CA certificate "
                                                         '(signer = "cfssl" or "manual")')
     secret_flags.add_flags(start)
@@ -220,4 +239,6 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     check.add_argument("--certs-dir", help="check this certs dir instead of the state file's cluster")
     check.add_argument("--warn-days", type=int, default=30)
     check.add_argument("--crit-days", type=int, default=7)
+    check.add_argument("--format", choices=("text", "json", "prometheus"), default="text",
+                       help="json: one object; prometheus: node_exporter textfile format (certrotate_* metrics)")
     check.set_defaults(handler=_check)

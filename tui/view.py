@@ -21,8 +21,10 @@ from typing import Any
 from core.config.inventory import ClusterConfig, NodeConfig
 from core.config.record import DONE, FAILED, HostRecord, RotationRecord, client_key, confirm_key_for
 from core.config.state import State
+from core.config.workspace import Workspace
+from core.errors import CertRotateError
 from core.rotation import kinds, proof_record
-from core.rotation.kinds import Kind
+from core.rotation.kinds import Kind, recover
 
 STAGES = kinds.FULL_PHASES
 STAGE_TITLES = {
@@ -85,7 +87,7 @@ def timeline(state: State) -> list[Stage]:
         return [Stage(name, "current" if name == "leaf" else "skipped", "in progress" if name == "leaf" else skipped)
                 for name in STAGES]
     order = STAGES.index(phase)
-    delay = state.inventory.cluster.leaf_delay_days
+    delay = state.inventory.cluster.leaf_delay_days if record.wait_days is None else record.wait_days
     wait_until = record.wait_until
     started = record.started
     due_estimate = started + dt.timedelta(days=delay) if started else None
@@ -127,11 +129,31 @@ def _leaf_delivered(state: State) -> bool:
     return all(record.client(client_key(c)).done("leaf") for c in state.inventory.clients)
 
 
-def next_step(state: State, now: dt.datetime) -> NextStep:
+def expiry_outage(state: State, now: dt.datetime, served: dict[str, dt.datetime | None] | None = None):
+    """The recovery the cluster needs when its certificates have expired (core.rotation.kinds.recover), else None.
+
+    `served` is what the host refresh saw each node serve; without it only the operator's files are judged.
+    """
+    if state.rotation:
+        return None
+    try:
+        ws = Workspace(state.base_dir, state.inventory.cluster)
+        nodes = {node.name: (served or {}).get(node.name) for node in state.inventory.nodes}
+        return recover.diagnose(recover.observed(state, ws, nodes), now)
+    except CertRotateError:
+        return None  # no readable local bundle: nothing to judge here (check and doctor say why)
+
+
+def next_step(state: State, now: dt.datetime, served: dict[str, dt.datetime | None] | None = None) -> NextStep:
     rotation = state.rotation
     nodes, clients = len(state.inventory.nodes), len(state.inventory.clients)
     hosts = f"{nodes} node{'s' * (nodes != 1)} and {clients} client{'s' * (clients != 1)}"
     if not rotation:
+        outage = expiry_outage(state, now, served)
+        if outage is not None:
+            number = kinds.NAMES.index(recover.NAME) + 1
+            return NextStep("start", "Recover the cluster: its certificates have expired",
+                            f"{outage.why} Press s, then {number} (Recover an expired cluster).")
         return NextStep("start", "Start a rotation",
                         "No rotation is in flight. Start a CA rotation, first-time setup, or a node-only or "
                         "client-only rotation.")
@@ -162,10 +184,11 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
         until = record.wait_until
         if until is not None and now < until:
             days = (until - now).days
+            waits = state.inventory.cluster.leaf_delay_days if record.wait_days is None else record.wait_days
+            shortened = f" The wait was {record.wait_reason}." if record.wait_reason else ""
             return NextStep("schedule", f"Wait until {when(until)} UTC",
-                            f"New leaf certificates wait {state.inventory.cluster.leaf_delay_days} days after the "
-                            f"trust rollout so every client picks up the new bundle ({days} days left).",
-                            until=until, last_error=error)
+                            f"New leaf certificates wait {waits} days after the trust rollout so every client picks "
+                            f"up the new bundle ({days} days left).{shortened}", until=until, last_error=error)
         # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
         pending = pending_confirmations(state, "trust_confirmed") if kind.authority == "node" else []
         if pending:
@@ -184,6 +207,9 @@ def next_step(state: State, now: dt.datetime) -> NextStep:
             return NextStep("confirm", "Confirm the manually delivered clients",
                             "Each client below got its new certificate as files to deliver by hand; confirm that "
                             "it has them and was restarted.", items=tuple(pending), last_error=error)
+        if kind.all_at_once:
+            return NextStep("run", kind.leaf_title, f"{record.recovery.get('why', '')} Press p to preview every file "
+                            "and command first.", last_error=error)
         return NextStep("run", kind.leaf_title,
                         f"Issue and roll out new leaf certificates ({kind.title}), node by node, "
                         "each node verified by the certificate it serves; a node that does not serve its new "
@@ -273,3 +299,56 @@ def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
     from core.rotation import kubernetes_manifests as kubernetes  # only Kubernetes clusters pay for it at start-up
 
     return f"k8s {kubernetes.namespace_of(cluster, node)}/{cluster.kubernetes_statefulset}"
+
+
+@dataclass(frozen=True)
+class AutopilotLine:
+    policy: str  # renewal margins and windows
+    window: str  # open until …, or when the next opens
+    next: str  # what the next pass will do
+    last_run: str  # when it last ran and how that ended
+
+    def text(self) -> str:
+        return f"Autopilot: {self.policy} · {self.window}\n  next: {self.next} · {self.last_run}"
+
+
+def autopilot_line(state: State, now: dt.datetime,
+                   served: dict[str, tuple[dt.datetime, str]] | None = None) -> AutopilotLine | None:
+    """The overview's autopilot line; None without an [autopilot] table.
+
+    Node expiries come from `served` (what the host table probed: name -> (not_after, fingerprint));
+    before the first refresh only the CA and the client certificates certrotate holds are known.
+    """
+    policy = state.policy
+    if policy is None:
+        return None
+    from core.autopilot import decide, observe, windows
+
+    cluster = state.inventory.cluster
+    margins = (f"leaves renewed {policy.node_renew_days(cluster)} d before expiry, "
+               f"CA {policy.ca_renew_days(cluster)} d; windows {windows.describe(policy.windows, policy.minutes)}")
+    window = windows.at(policy.windows, policy.minutes, now)
+    if not policy.windows:
+        window_text = "may change nodes any time"
+    elif window.open:
+        window_text = f"window open until {when(window.closes)} UTC"
+    else:
+        window_text = f"next window {when(window.opens)} UTC" if window.opens else "no window within a year"
+    served = served or {}
+    nodes = [decide.CertExpiry(n.name, "node", "node.crt", *served[n.name]) if n.name in served
+             else decide.CertExpiry(n.name, "node", "node.crt", None, problem="not probed yet")
+             for n in state.inventory.nodes]
+    expiries = observe.ca_expiries(state) + nodes + observe.client_expiries(state)
+    decision = decide.decide(state, expiries, policy, now)
+    if decision.action == "start":
+        upcoming = f"start a {decision.kind} rotation ({decision.reason})"
+    else:
+        upcoming = decision.reason
+    if decision.changes_nodes and not window.open:
+        upcoming += " — at the next window"
+    record = state.autopilot
+    if record.get("last_run"):
+        last = f"last run {when(record['last_run'])} UTC: {record.get('last_result', '')}"
+    else:
+        last = "never run yet (certrotate autopilot install)"
+    return AutopilotLine(margins, window_text, upcoming, last)

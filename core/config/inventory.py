@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config.profiles import PROFILES as CLUSTER_PROFILES
 from core.errors import BadInput
 from core.pki import check_user_name
 from core.pki.client_formats import DEFAULT_FORMATS, FORMATS
 from core.pki.keys import KEY_TYPES, check_key_type
 
-PROFILES = ("cockroach", "postgres", "generic")
+PROFILES = tuple(CLUSTER_PROFILES)  # the names `profile` accepts: "cockroach", "postgres", "generic"
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
 # Kubernetes object names: a namespace is a DNS label, a Secret or StatefulSet name a DNS subdomain.
 _K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"

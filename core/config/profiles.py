@@ -12,33 +12,32 @@ from core.errors import BadInput
 
 
 @dataclass(frozen=True)
-class Profile:
+class ClusterProfile:
+    """How a cluster's database reloads certificates (not a certificate profile: that is core.pki.Profile)."""
+
     name: str
     description: str
     reload_command: str | None  # run on a node when its [[nodes]] entry gives no `reload`
-    probe_preamble: bool  # the SQL port speaks PostgreSQL's SSLRequest before TLS
 
 
 PROFILES = {
-    "cockroach": Profile(
+    "cockroach": ClusterProfile(
         "cockroach",
         "CockroachDB: re-reads its certs dir on SIGHUP",
         # -x: the process name exactly, so `cockroach-sql` shells are not signalled
         "pkill -SIGHUP -x cockroach",
-        True,
     ),
-    "postgres": Profile(
+    "postgres": ClusterProfile(
         "postgres",
         "PostgreSQL: the postmaster re-reads ssl_* files on SIGHUP",
         # -o: the oldest `postgres` process is the postmaster; its children need no signal
         "pkill -HUP -o -x postgres",
-        True,
     ),
-    "generic": Profile("generic", "Any server that reloads certificates on SIGHUP; give each node a reload command", None, False),
+    "generic": ClusterProfile("generic", "Any server that reloads certificates on SIGHUP; give each node a reload command", None),
 }
 
 
-def profile_for(name: str) -> Profile:
+def profile_for(name: str) -> ClusterProfile:
     try:
         return PROFILES[name]
     except KeyError:

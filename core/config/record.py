@@ -159,6 +159,31 @@ class RotationRecord:
         return True
 
     @property
+    def new_client_ca(self) -> dict[str, str]:
+        """A recovery's new client CA, when it replaced an expired one (cluster.client_ca_key)."""
+        return self.data.get("new_client_ca", {})
+
+    def note_new_client_ca(self, fingerprint: str, key: str, cert: str) -> bool:
+        if "new_client_ca" in self.data:
+            return False
+        self.data["new_client_ca"] = {"fingerprint": fingerprint, "key": key, "cert": cert}
+        return True
+
+    @property
+    def recovery(self) -> dict[str, Any]:
+        """What a recovery saw and will do (`why`), and which nodes and clients had expired."""
+        return self.data.get("recovery", {})
+
+    @property
+    def wait_days(self) -> int | None:
+        """A shortened wait the operator acknowledged at start (None: leaf_delay_days)."""
+        return self.data.get("wait_days")
+
+    @property
+    def wait_reason(self) -> str:
+        return self.data.get("wait_reason", "")
+
+    @property
     def old_ca_fingerprints(self) -> list[str]:
         return list(self.data.get("old_ca_fingerprints", ()))
 

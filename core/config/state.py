@@ -30,6 +30,7 @@ from typing import Any, Iterator
 import tomli_w
 
 from core import files
+from core.config.autopilot_policy import AutopilotPolicy, parse_policy, policy_to_toml
 from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 from core.config.record import RotationRecord
 from core.crashpoints import crash_point
@@ -37,7 +38,7 @@ from core.errors import BadInput, LockHeld
 
 SCHEMA = 1
 END_MARKER = "# end of certrotate state"
-TOOL_TABLES = ("certrotate", "rotation", "history", "journal")
+TOOL_TABLES = ("certrotate", "rotation", "history", "journal", "autopilot_status")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class State:
     rotation: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     journal: list[dict[str, Any]] = field(default_factory=list)
+    policy: AutopilotPolicy | None = None  # the hand-written [autopilot] table (core.config.autopilot_policy)
+    autopilot: dict[str, Any] = field(default_factory=dict)  # what autopilot records: last run, notifications sent
 
     @property
     def base_dir(self) -> Path:
@@ -118,9 +121,13 @@ def parse_state(raw: bytes, path: Path) -> State:
     rotation = data.get("rotation", {})
     history = data.get("history", [])
     journal = data.get("journal", [])
-    if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(journal, list):
-        raise BadInput(f"{source}: [rotation], [[history]] or [[journal]] has the wrong shape.")
-    return State(path=path, inventory=inventory, rotation=rotation, history=history, journal=journal)
+    autopilot = data.get("autopilot_status", {})
+    if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(journal, list) \
+            or not isinstance(autopilot, dict):
+        raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
+    policy = parse_policy(data, text, source, inventory.cluster)
+    return State(path=path, inventory=inventory, rotation=rotation, history=history, journal=journal,
+                 policy=policy, autopilot=autopilot)
 
 
 def migrate(data: dict[str, Any], schema: int) -> dict[str, Any]:
@@ -142,8 +149,12 @@ def dumps(state: State) -> bytes:
         tool_data["history"] = state.history
     if state.journal:
         tool_data["journal"] = state.journal
+    if state.autopilot:
+        tool_data["autopilot_status"] = state.autopilot
     document: dict[str, Any] = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(tool_data)}}
     document.update(inventory_to_toml_data(state.inventory))
+    if state.policy is not None:
+        document["autopilot"] = policy_to_toml(state.policy)
     document.update(tool_data)
     header = "# certrotate state file. Comments are not kept: certrotate rewrites this file.\n"
     return (header + tomli_w.dumps(document) + END_MARKER + "\n").encode()

@@ -19,7 +19,6 @@ from cryptography.exceptions import InvalidSignature
 from core import files, pki
 from core.config.inventory import ClusterConfig, NodeConfig, resolve_local
 from core.errors import BadInput
-from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
 from core.pki.keys import key_matches_certificate, load_private_key
 from core.pki.subjects import client_subject, node_subject
@@ -73,9 +72,6 @@ class Workspace:
 
     def rotation_dir(self, rotation_id: str) -> Path:
         return self.local_certs_dir / "rotations" / rotation_id
-
-    def new_ca_key_path(self, rotation_id: str) -> Path:
-        return self.ca_key_path.parent / f"ca-{rotation_id}.key"
 
     def export_dir(self, user: str) -> Path:
         return self.local_certs_dir / "export" / user
@@ -197,7 +193,3 @@ def _leaf_lifetime(ca: pki.Issued, days: int, now: dt.datetime) -> dt.timedelta:
         raise BadInput(f"The CA that would sign the new certificates expired on {ca_end:%Y-%m-%d %H:%M} UTC; "
                        "rotate the CA (certrotate start ca) instead.")
     return min(dt.timedelta(days=days), remaining)
-
-
-def combined_bundle(new_ca: pki.Issued, current_bundle: bytes) -> bytes:
-    return bundle.combine(new_ca.cert_pem, current_bundle)

@@ -7,7 +7,8 @@ warn or fail, looked up by `advice(finding)`; OK and SKIP findings need none.
 
 from __future__ import annotations
 
-from core.diagnose.doctor import FAIL, WARN, Explanation, Finding
+from core.diagnose.doctor import Explanation
+from core.findings import FAIL, WARN, Finding
 
 _ROTATE_NODES = "Start a rotation of node certificates only (s, then “node certificates only”)"
 
@@ -31,7 +32,9 @@ ADVICE: dict[str, Explanation] = {
     "expiry": Explanation(
         "A certificate is outside its validity period, or will be soon; once it expires every verifying "
         "client refuses it.",
-        f"{_ROTATE_NODES} (or client certificates only); if a CA itself is expiring, start a CA rotation.",
+        f"{_ROTATE_NODES} (or client certificates only); if a CA itself is expiring, start a CA rotation. Once "
+        "certificates have expired and nothing connects, recover instead: s, then “Recover an expired cluster” "
+        "(`certrotate start recover`), which replaces them on every node at once without the usual wait.",
     ),
     "hostname": Explanation(
         "The name clients use for the node is not among the subject alternative names (SANs) of the "

@@ -20,11 +20,9 @@ compare public halves and nothing else.
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, NamedTuple
+from typing import Callable, NamedTuple
 
 from cryptography import x509
 
@@ -32,7 +30,8 @@ from core import files
 from core.config.inventory import NodeConfig, resolve_local
 from core.diagnose import format_checks
 from core.errors import BadInput, CertRotateError
-from core.pki import Issued, sha256_fingerprint
+from core.findings import FAIL, OK, SKIP, WARN, Finding, exit_code, expiry_finding  # noqa: F401 - doctor's API
+from core.pki import Issued, san_strings, sha256_fingerprint
 from core.pki.bundle import parse_bundle, parse_certificates
 from core.pki.certs_dir import (
     CA_CERT,
@@ -46,29 +45,11 @@ from core.pki.certs_dir import (
 )
 from core.pki.checks import check_chain
 from core.pki.keys import key_matches_certificate, load_private_key
+from core.pki.names import covers_for_browser, covers_for_node
 from core.remote import probes
 
-OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 DEFAULT_WARN_DAYS = 30
 RemoteReader = Callable[[NodeConfig, str], bytes]  # (node, remote path) -> the file's bytes
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: str  # OK | WARN | FAIL | SKIP
-    check: str  # what was checked, e.g. "chain", "expiry", "hostname"
-    message: str
-
-    EXIT: ClassVar[dict[str, int]] = {OK: 0, SKIP: 0, WARN: 1, FAIL: 2}
-
-    @property
-    def line(self) -> str:
-        return f"{self.level:<4} {self.check}: {self.message}"
-
-
-def exit_code(findings: list[Finding]) -> int:
-    """0 all fine, 1 a warning, 2 a failure: the codes of `certrotate check`."""
-    return max((Finding.EXIT[f.level] for f in findings), default=0)
 
 
 # -- explain ----------------------------------------------------------------------------------
@@ -173,42 +154,6 @@ def explain(error_text: str) -> Explanation:
 # -- the checks -------------------------------------------------------------------------------
 
 
-def _days(delta: dt.timedelta) -> int:
-    return delta.days
-
-
-def expiry_finding(what: str, not_after: dt.datetime, now: dt.datetime, warn_days: int) -> Finding:
-    left = not_after - now
-    if left <= dt.timedelta(0):
-        return Finding(FAIL, "expiry", f"{what} expired on {not_after:%Y-%m-%d}.")
-    if left <= dt.timedelta(days=warn_days):
-        return Finding(WARN, "expiry", f"{what} expires on {not_after:%Y-%m-%d}, in {_days(left)} days.")
-    return Finding(OK, "expiry", f"{what} is valid until {not_after:%Y-%m-%d} ({_days(left)} days).")
-
-
-def name_matches(host: str, sans: list[str]) -> bool:
-    """Does `host` match one of the SANs, as a verify-full client checks it (one-label wildcards)?"""
-    host = host.strip("[]").rstrip(".").lower()
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    for san in sans:
-        san = san.lower()
-        if address is not None:
-            try:
-                if ipaddress.ip_address(san) == address:
-                    return True
-            except ValueError:
-                continue
-            continue
-        if san == host:
-            return True
-        if san.startswith("*.") and "." in host and host.split(".", 1)[1] == san[2:]:
-            return True
-    return False
-
-
 def load_trusted(bundle_path: Path, now: dt.datetime, warn_days: int, label: str) -> tuple[list[Finding], list[x509.Certificate]]:
     """The CAs of a trust bundle, with a finding per CA about its expiry."""
     try:
@@ -216,7 +161,7 @@ def load_trusted(bundle_path: Path, now: dt.datetime, warn_days: int, label: str
     except BadInput as error:
         return [Finding(FAIL, "bundle", str(error))], []
     findings = [
-        expiry_finding(f"CA {ca.subject.rfc4514_string()} in {bundle_path}", ca.not_valid_after_utc, now, warn_days)
+        expiry_finding(f"CA {ca.subject.rfc4514_string()} in {bundle_path}", ca.not_valid_after_utc, now, warn_days=warn_days)
         for ca in trusted
     ]
     return findings, trusted
@@ -244,16 +189,19 @@ def check_served(
             findings.append(Finding(OK, "chain", f"the certificate served on {address} chains to {bundle_label}."))
         except BadInput as error:
             findings.append(Finding(FAIL, "chain", f"{error} Clients trusting only {bundle_label} will refuse it."))
-    findings.append(expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days))
-    findings += name_findings(names, served.sans, "verify-full clients")
+    findings.append(expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days=warn_days))
+    findings += name_findings(names, served.leaf, "verify-full clients")
     return findings, served
 
 
-def name_findings(names: list[str], sans: list[str], who: str) -> list[Finding]:
-    """One finding per name a client uses: among the served certificate's SANs, or why `who` refuse it."""
+def name_findings(names: list[str], certificate: x509.Certificate, who: str,
+                  covers: Callable[[str, x509.Certificate], bool] = covers_for_node) -> list[Finding]:
+    """One finding per name a client uses: covered by the served certificate (by `who`'s rule,
+    see core.pki.names), or why `who` refuse it."""
     findings = []
+    sans = san_strings(certificate)
     for name in dict.fromkeys(names):
-        if name_matches(name, sans):
+        if covers(name, certificate):
             findings.append(Finding(OK, "hostname", f"{name} is among the served certificate's SANs."))
         else:
             findings.append(Finding(FAIL, "hostname", f"the served certificate is valid for {', '.join(sans) or 'no names'}, "
@@ -328,8 +276,8 @@ def check_client_files(certs_dir: Path, user: str, now: dt.datetime, warn_days: 
         certificate = parse_certificates(files.read_bytes(cert_path, "Client certificate"), str(cert_path))[0].certificate
     except BadInput as error:
         return [Finding(FAIL, "client", str(error))]
-    findings = [expiry_finding(f"client certificate {cert_path}", certificate.not_valid_after_utc, now, warn_days)]
-    key_forms = [Finding(*found) for found in format_checks.check_key_forms(certs_dir, user, certificate, p12_password)]
+    findings = [expiry_finding(f"client certificate {cert_path}", certificate.not_valid_after_utc, now, warn_days=warn_days)]
+    key_forms = format_checks.check_key_forms(certs_dir, user, certificate, p12_password)
     findings += key_forms
     if not key_path.exists():
         # A Java-only client may hold its key as .pk8 or .p12 alone: then no PEM key is fine.
@@ -409,8 +357,8 @@ def check_console(node: NodeConfig, now: dt.datetime, warn_days: int, read_remot
         return [Finding(FAIL, "console", f"cannot read the certificate the DB Console serves on {address}: {error}")]
     findings = [Finding(OK, "console", f"the DB Console on {address} serves {served.subject} "
                                        f"(sha256 {served.fingerprint[:16]}…)."),
-                expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days)]
-    findings += name_findings([probes.split_address(address)[0]], served.sans, "browsers")
+                expiry_finding(f"the certificate served on {address}", served.not_after, now, warn_days=warn_days)]
+    findings += name_findings([probes.split_address(address)[0]], served.leaf, "browsers", covers_for_browser)
     if read_remote is None:
         return findings
     base = node.certs_dir.rstrip("/")

@@ -14,11 +14,11 @@ from pathlib import Path
 from cryptography import x509
 
 from core.errors import BadInput
+from core.findings import FAIL, OK, SKIP, Finding
 from core.pki import client_formats
 from core.pki.certs_dir import client_cert_name, client_key_name
 from core.pki.keys import key_matches_certificate
 
-OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 _WRONG_KEY_CAUSE = ("a client that reads it presents {crt} with another key, and the server refuses the handshake "
                     "(decrypt_error or bad certificate)")
 
@@ -63,13 +63,13 @@ def _p12_finding(path: Path, cert: x509.Certificate, user: str, password: bytes 
 
 
 def check_key_forms(certs_dir: Path, user: str, cert: x509.Certificate,
-                    p12_password: bytes | None = None) -> list[tuple[str, str, str]]:
-    """(level, check, message) for each of client.<user>.key.pk8 and client.<user>.p12 present in `certs_dir`."""
+                    p12_password: bytes | None = None) -> list[Finding]:
+    """A finding for each of client.<user>.key.pk8 and client.<user>.p12 present in `certs_dir`."""
     findings = []
     pk8 = certs_dir / client_formats.pk8_name(user)
     if pk8.exists():
-        findings.append(_pk8_finding(pk8, cert, user))
+        findings.append(Finding(*_pk8_finding(pk8, cert, user)))
     p12 = certs_dir / client_formats.p12_name(user)
     if p12.exists():
-        findings.append(_p12_finding(p12, cert, user, p12_password))
+        findings.append(Finding(*_p12_finding(p12, cert, user, p12_password)))
     return findings

@@ -7,45 +7,42 @@ that cannot be probed) and criticals (expiry within crit days, or already expire
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from core.config.inventory import resolve_local
 from core.config.record import RotationRecord
 from core.config.state import State
+from core.config.workspace import Workspace
 from core.errors import CertRotateError
+from core.findings import FAIL, WARN, Finding, expiry_finding
 from core.pki.certs_dir import list_certs_dir
 from core.remote import probes
+from core.rotation.kinds import recover
+from core.rotation.kinds.expiry import RECOVER
 
 
-@dataclass(frozen=True)
-class Finding:
-    level: str  # "warning" or "critical"
-    message: str
-
-    EXIT: ClassVar[dict[str, int]] = {"warning": 1, "critical": 2}
+SEVERITY = {WARN: "warning", FAIL: "critical"}  # the words `check` prints, as monitoring plugins do
 
 
-def expiry_finding(what: str, not_after: dt.datetime, now: dt.datetime, warn_days: int, crit_days: int) -> Finding | None:
-    left = not_after - now
-    if left <= dt.timedelta(0):
-        return Finding("critical", f"{what} expired on {not_after:%Y-%m-%d}.")
-    if left <= dt.timedelta(days=crit_days):
-        return Finding("critical", f"{what} expires on {not_after:%Y-%m-%d}, in {left.days} days.")
-    if left <= dt.timedelta(days=warn_days):
-        return Finding("warning", f"{what} expires on {not_after:%Y-%m-%d}, in {left.days} days.")
-    return None
+def line(finding: Finding) -> str:
+    """`WARNING: ...` or `CRITICAL: ...`: one line of `certrotate check`'s output."""
+    return f"{SEVERITY[finding.level].upper()}: {finding.message}"
+
+
+def expiry_problem(what: str, not_after: dt.datetime, now: dt.datetime, warn_days: int, crit_days: int) -> Finding | None:
+    """A warning within `warn_days`, critical within `crit_days` or expired; None when neither."""
+    finding = expiry_finding(what, not_after, now, warn_days=warn_days, fail_days=crit_days)
+    return None if finding.ok else finding
 
 
 def check_certs_dir(directory: Path, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
     findings = []
     for item in list_certs_dir(directory):
         if item.error:
-            findings.append(Finding("warning", f"{directory / item.cert_file}: {item.error}."))
+            findings.append(Finding(WARN, "certs-dir", f"{directory / item.cert_file}: {item.error}."))
         for index, cert in enumerate(item.certificates):
             label = f"{directory / item.cert_file}" + (f" entry {index + 1}" if len(item.certificates) > 1 else "")
-            finding = expiry_finding(label, cert.not_valid_after_utc, now, warn_days, crit_days)
+            finding = expiry_problem(label, cert.not_valid_after_utc, now, warn_days, crit_days)
             if finding:
                 findings.append(finding)
     return findings
@@ -59,27 +56,48 @@ def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, 
     rotation = RotationRecord(state.rotation)
     if rotation:
         if rotation.last_error:
-            findings.append(Finding("warning", f"rotation {rotation.id} stopped: {rotation.last_error}"))
+            findings.append(Finding(WARN, "rotation", f"rotation {rotation.id} stopped: {rotation.last_error}"))
         wait_until = rotation.wait_until
         if state.phase == "wait" and wait_until and now >= wait_until:
-            findings.append(Finding("warning", f"rotation {rotation.id}: the leaf step is due since {wait_until:%Y-%m-%d}; run certrotate advance."))
+            findings.append(Finding(WARN, "rotation", f"rotation {rotation.id}: the leaf step is due since {wait_until:%Y-%m-%d}; run certrotate advance."))
         elif state.phase in ("trust", "leaf", "retire") and not rotation.last_error:
-            findings.append(Finding("warning", f"rotation {rotation.id} is in phase {state.phase}; run certrotate advance."))
+            findings.append(Finding(WARN, "rotation", f"rotation {rotation.id} is in phase {state.phase}; run certrotate advance."))
+    served: dict[str, dt.datetime | None] = {}
     for node in state.inventory.nodes:
+        served[node.name] = None
         if node.sql_addr:
-            findings += _served_findings(f"node {node.name}", lambda: probes.probe_sql(node.sql_addr, timeout=probe_timeout),
-                                         now, warn_days, crit_days)
+            def probe_sql(node=node):
+                certificate = probes.probe_sql(node.sql_addr, timeout=probe_timeout)
+                served[node.name] = certificate.not_after
+                return certificate
+
+            findings += _served_findings(f"node {node.name}", probe_sql, now, warn_days, crit_days)
         if node.http_addr:  # the DB Console's certificate: ui.crt, often from a public CA with a short life
             findings += _served_findings(f"node {node.name}'s DB Console on {node.http_addr}",
                                          lambda: probes.probe_http(node.http_addr, timeout=probe_timeout),
                                          now, warn_days, crit_days)
+    if not rotation:
+        findings += _down_by_expiry(state, served, now)
     return findings
+
+
+def _down_by_expiry(state: State, served: dict[str, dt.datetime | None], now: dt.datetime) -> list[Finding]:
+    """Expired certificates are an outage with its own way out: say which command brings the cluster back."""
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    try:
+        recovery = recover.diagnose(recover.observed(state, ws, served), now)
+    except CertRotateError:
+        return []  # no readable local bundle: the certs-dir findings above say so
+    if recovery is None:
+        return []
+    return [Finding(FAIL, "expiry", f"The cluster is down by expiry: {recovery.why.split('. ')[0]}; bring it back with "
+                                f"`{RECOVER}`.")]
 
 
 def _served_findings(what: str, probe, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
     try:
         served = probe()
     except CertRotateError as error:
-        return [Finding("warning", f"{what}: {error}")]
-    finding = expiry_finding(f"{what} serves a certificate that", served.not_after, now, warn_days, crit_days)
+        return [Finding(WARN, "served", f"{what}: {error}")]
+    finding = expiry_problem(f"{what} serves a certificate that", served.not_after, now, warn_days, crit_days)
     return [finding] if finding else []

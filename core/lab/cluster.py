@@ -2,7 +2,7 @@
 operator's workspace with a certrotate state file describing it.
 
     with start_lab(nodes=3) as lab:                 # or start_lab(workdir, nodes=3, ...)
-        lab.state_path                              # operator/certrotate.toml (SPEC.md schema)
+        lab.state_path                              # operator/certrotate.toml (docs/state-file.md)
         node = lab.nodes[0]                         # LabNode n1 on 127.A.B.1
         conn = lab.connect_sql(node, "root")        # psycopg, verify-full, client cert
         ssh = lab.ssh(node)                         # paramiko, RejectPolicy + lab known_hosts
@@ -615,9 +615,13 @@ def start_lab(
         authorized_keys = workdir / "authorized_keys"
         write_public(authorized_keys, operator_key.with_name(OPERATOR_KEY + ".pub").read_bytes(), overwrite=True)
 
-        dates = {"now": issued_at} if issued_at else {}
+        dates = {"now": issued_at or pki.utcnow()}  # one clock for the whole PKI, so leaves fit inside the CA
         ca = pki.issue_ca(key_type=key_type, common_name=f"Cockroach CA ({lab_name})", **dates,
                           **({"lifetime": ca_lifetime} if ca_lifetime else {}))
+        # A leaf never outlives its CA: a lab dated to expire caps its leaves at the CA's end.
+        ca_left = ca.certificate.not_valid_after_utc - dates["now"].replace(microsecond=0)
+        node_lifetime = min(node_lifetime or pki.LEAF_LIFETIME, ca_left)
+        client_lifetime = min(client_lifetime or pki.LEAF_LIFETIME, ca_left)
         write_private(safe / "ca.key", ca.key_pem(), overwrite=True)
         write_public(local_certs / "ca.crt", ca.cert_pem, overwrite=True)
         client_signer = ca
@@ -775,7 +779,7 @@ def _state_document(
     node_cert_layout: str = "combined",
     client_ca: bool = False,
 ) -> dict:
-    """The inventory part of the state file, as an operator would write it (SPEC.md)."""
+    """The inventory part of the state file, as an operator would write it (docs/state-file.md)."""
     by_user = {host.user: host for host in client_hosts}
     client_entries = []
     for user in clients:

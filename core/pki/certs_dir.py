@@ -20,6 +20,7 @@ from cryptography import x509
 
 from core import files
 from core.errors import BadInput
+from core.findings import FAIL, WARN, expiry_level
 from core.pki import bundle
 from core.pki.builder import Issued, common_name, san_strings
 from core.pki.bundle import parse_certificates
@@ -102,12 +103,13 @@ class CertListing:
     certificates: tuple[x509.Certificate, ...] = ()
 
     def expiry_flag(self, now: dt.datetime, warn_days: int) -> str:
+        """The note `cert list` adds: the same judgement as doctor's expiry finding, in two words."""
         if self.expires is None:
             return ""
-        if self.expires <= now:
+        level = expiry_level(self.expires, now, warn_days=warn_days)
+        if level == FAIL:
             return "EXPIRED"
-        days = (self.expires - now).days
-        return f"expires in {days} days" if days < warn_days else ""
+        return f"expires in {(self.expires - now).days} days" if level == WARN else ""
 
 
 def _notes(kind: CertFileKind, certificates: list[x509.Certificate]) -> str:

@@ -312,7 +312,6 @@ class HostSession:
         self._connecting: list[Any] = []
         self._sftp: dict[int, paramiko.SFTPClient] = {}
         self._local = threading.local()
-        self._is_root: bool | None = None
 
     # -- deadlines -------------------------------------------------------------------
 
@@ -574,17 +573,6 @@ class HostSession:
                 raise StepFailed(f"{self.label} refused an SFTP session; enable `Subsystem sftp` in its sshd_config.")
             self._sftp[key] = client
             return client
-
-    def is_root(self) -> bool:
-        """Whether we are logged in as uid 0 (then owners of replaced files can be kept)."""
-        if self._is_root is None:
-            result = self.run("id -u", timeout=None)
-            self._is_root = result.ok and result.stdout.strip() == "0"
-        return self._is_root
-
-    def note_login_uid(self, uid: int) -> None:
-        """Record the login's uid when a caller learned it anyway, saving `is_root` a command."""
-        self._is_root = uid == 0
 
     def run(self, command: str, *, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
         """Run `command` with the login shell; capture exit status, stdout and stderr.

@@ -129,7 +129,7 @@ def prove_client(run: Run, client: ClientConfig, session: HostSession) -> Proof:
     first: Proof | None = None
     for node in nodes:
         script = proof_script(client.certs_dir or "", client.user, node.sql_addr or "", dbname,
-                              postgres_preamble=profile.probe_preamble)
+                              postgres_preamble=True)  # sql_addr takes SSLRequest first, as every probe assumes
         try:
             result = session.run(script, timeout=ALERT_WAIT_SECONDS + CONNECT_TIMEOUT_SECONDS + 20)
         except CertRotateError as error:

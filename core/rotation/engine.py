@@ -19,6 +19,7 @@ the close-out (core.rotation.lifecycle), and putting files back (core.rotation.r
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,7 @@ from core import files, pki
 from core.config.record import RotationRecord, client_key, confirm_key_for, opened, rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
-from core.errors import BadInput
+from core.errors import BadInput, CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
 from core.remote.ssh import SshPool
@@ -38,7 +39,8 @@ from core.rotation.clients import (
     deliver_bundle,
     deliver_client_leaves,
 )
-from core.rotation.context import Run
+from core.remote.probes import probe_sql
+from core.rotation.context import MAX_PARALLEL_HOSTS, Run
 from core.rotation.kinds import FULL_PHASES
 from core.rotation.model import Gate, Outcome, Reporter, silent
 from core.rotation.plans import TrustCheck
@@ -47,6 +49,7 @@ from core.signers import select as signer_select
 from core.signers.identity import check_identities
 
 PHASES = ("idle",) + FULL_PHASES
+SERVED_PROBE_TIMEOUT = 5.0
 
 __all__ = ["PHASES", "Gate", "Outcome", "advance", "confirm", "current_confirm_key", "rollback", "start"]
 
@@ -57,26 +60,48 @@ __all__ = ["PHASES", "Gate", "Outcome", "advance", "confirm", "current_confirm_k
 def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **options: Any) -> dict[str, Any]:
     """Open a rotation of `kind_name`; refuses while another is in flight. Nothing is touched yet."""
     kind = kinds.get(kind_name)
+    if kind.hidden:
+        raise BadInput(f"A {kind_name} rotation is chosen by `certrotate start recover` from what it sees on the "
+                       "cluster; run that instead.")
     deliveries.for_cluster(state.inventory.cluster).check_start(kind)
     if state.rotation:
         raise BadInput(
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
             f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
         )
-    if kind.open is not None:  # the kind checks and stages the operator's own files
-        return kind.open(state, **options)
+    if kind.open is not None:  # the kind decides or stages for itself (ui: the operator's files; recover: expiry)
+        if kind.observes_nodes:
+            options["served"] = served_not_after(state)
+        return kind.open(state, now=now, **options)
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
-    organisation_ca = signer_select.check_start(ws, kind.name, options.get("new_ca"))  # start ca --new-ca FILE
+    organisation_ca = signer_select.check_start(ws, kind.name, options.pop("new_ca", None))  # start ca --new-ca FILE
     if not state.inventory.cluster.on_kubernetes:
         check_identities(state.inventory)  # no certificate that would lock a user or a node out
-    kind.check_start(state, ws)
+    extra = kind.prepare(state, ws, now or real_now, **options)
     rotation_id = rotation_id_for(kind.name, real_now)
-    state.rotation = opened(rotation_id, kind.name, kind.first_phase, real_now)
+    state.rotation = opened(rotation_id, kind.name, kind.first_phase, real_now, **extra)
     if organisation_ca is not None:  # the new CA is the organisation's: found there by core.signers.select.rotation_ca
         files.write_public(ws.rotation_dir(rotation_id) / CA_CERT, organisation_ca, overwrite=False)
     state.record("start", at=real_now, detail=f"{kind.name} rotation {rotation_id}")
     return state.rotation
+
+
+def served_not_after(state: State) -> dict[str, dt.datetime | None]:
+    """When the certificate each node serves ends (None: no sql_addr, or it did not answer), probed in parallel."""
+    def probe(node) -> dt.datetime | None:
+        if not node.sql_addr:
+            return None
+        try:
+            return probe_sql(node.sql_addr, timeout=SERVED_PROBE_TIMEOUT).not_after
+        except CertRotateError:
+            return None
+
+    nodes = list(state.inventory.nodes)
+    if not nodes:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(nodes))) as pool:
+        return dict(zip([n.name for n in nodes], pool.map(probe, nodes)))
 
 
 # -- phases -----------------------------------------------------------------------------------
@@ -119,8 +144,9 @@ def phase_wait(run: Run) -> Gate | None:
     until = run.record_view().wait_until
     if until is not None and run.clock < until:
         why = ", so every client picks up the new bundle" if holds_bundle else ""
-        return Gate("schedule", f"leaf rotation waits {run.inventory.cluster.leaf_delay_days} days after the trust "
-                                f"rollout{why}", until=until)
+        shortened = run.record_view().wait_reason
+        return Gate("schedule", f"leaf rotation waits {lifecycle.wait_days(run)} days after the trust rollout{why}"
+                                + (f" ({shortened})" if shortened else ""), until=until)
     if gate_confirm:
         return gate_confirm
     if not run.dry_run:
@@ -151,16 +177,15 @@ def phase_leaf(run: Run) -> Gate | None:
     gate = confirmation_gate(run, "leaf_confirmed", "its new certificate and was restarted") if kind.client_leaves else None
     if gate:
         return gate
-    if kind.first_install:
-        for name, pem in first_bundles.items():
-            files.write_public(run.ws.local_certs_dir / name, pem, overwrite=True)
+    if kind.installs_new_bundle:
+        lifecycle.adopt_new_bundles(run, first_bundles)
     lifecycle.finish(run, "done")
     return None
 
 
 def _first_bundles(run: Run, signers: signers_mod.LeafSigners | None) -> dict[str, bytes]:
     """A first install also puts the new CA bundle(s) on every node (and ca.crt on every client)."""
-    if not run.kind.first_install:
+    if not run.kind.installs_new_bundle:
         return {}
     assert signers is not None and signers.node_ca is not None
     first = {CA_CERT: signers.node_ca.cert_pem}

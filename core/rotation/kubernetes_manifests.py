@@ -116,16 +116,6 @@ def add_bundle(old_bundle_pem: bytes, new_ca_pem: bytes) -> bytes:
     return bundle.join_pem([e.pem for e in old.entries] + [e.pem for e in new.entries if e.fingerprint not in known])
 
 
-def promote_bundle(old_bundle_pem: bytes, new_ca_pem: bytes) -> bytes:
-    """The new CA first, the old second: what nodes with new-CA leaves need while clients catch up."""
-    return bundle.combine(new_ca_pem, old_bundle_pem)
-
-
-def remove_bundle(old_bundle_pem: bytes, new_ca_pem: bytes) -> bytes:
-    old = bundle.parse_bundle(old_bundle_pem, "the CA bundle from before the rotation")
-    return bundle.remove(promote_bundle(old_bundle_pem, new_ca_pem), set(old.fingerprints))
-
-
 # -- manifests --------------------------------------------------------------------------------
 
 

@@ -10,9 +10,10 @@ import dataclasses
 import datetime as dt
 
 from core import files, pki
-from core.config.record import history_entry
+from core.config.record import client_key, history_entry
 from core.errors import CertRotateError
 from core.pki import bundle
+from core.pki.certs_dir import client_cert_name, client_key_name
 from core.remote import remote_files
 from core.rotation import proof_record
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
@@ -24,13 +25,48 @@ def enter_phase(run: Run, phase: str, detail: str = "") -> None:
     run.save()
 
 
+def wait_days(run: Run) -> int:
+    shortened = run.record_view().wait_days
+    return run.inventory.cluster.leaf_delay_days if shortened is None else shortened
+
+
 def enter_wait(run: Run) -> None:
-    """The trust rollout is done: the leaf step may come `leaf_delay_days` from now."""
+    """The trust rollout is done: the leaf step may come `leaf_delay_days` (or the acknowledged shorter wait) from now."""
     finished = pki.utcnow()
-    until = finished + dt.timedelta(days=run.inventory.cluster.leaf_delay_days)
+    until = finished + dt.timedelta(days=wait_days(run))
     run.record_view().enter_wait(finished, until)
     run.record("phase wait", detail=f"leaf rotation not before {until:%Y-%m-%d %H:%M} UTC")
     run.save()
+
+
+def adopt_new_bundles(run: Run, bundles: dict[str, bytes]) -> None:
+    """A first install or a recovery installed new CA bundles: the operator's copies follow, and the
+    inventory names the keys of any CA that took an expired one's place."""
+    for name, pem in bundles.items():
+        files.write_public(run.ws.local_certs_dir / name, pem, overwrite=True)
+    if run.kind.new_ca != "replace":
+        return
+    record = run.record_view()
+    fields = {"ca_key": record.new_ca["key"]}
+    if record.new_client_ca:
+        fields["client_ca_key"] = record.new_client_ca["key"]
+    state = run.state
+    state.inventory = dataclasses.replace(state.inventory, cluster=dataclasses.replace(state.inventory.cluster, **fields))
+    run.record("replaced expired CA", detail=", ".join(f"{field} = {path}" for field, path in fields.items()))
+
+
+def _refresh_local_client_leaves(run: Run) -> None:
+    """The client certificates kept in local_certs_dir (as `cert create-client` writes them) follow the rotation,
+    so `cert list` and `check` judge what the clients hold now, not what they held before."""
+    for client in run.inventory.clients:
+        issued = run.ws.rotation_dir(run.rid) / "clients" / client.user
+        cert_name, key_name = client_cert_name(client.user), client_key_name(client.user)
+        local_cert = run.ws.local_certs_dir / cert_name
+        if not (local_cert.exists() and (issued / cert_name).exists() and (issued / key_name).exists()):
+            continue
+        files.write_private(run.ws.local_certs_dir / key_name, (issued / key_name).read_bytes(), overwrite=True)
+        files.write_public(local_cert, (issued / cert_name).read_bytes(), overwrite=True)
+        run.record("local copy refreshed", host=client_key(client), path=run.ws.relative(local_cert))
 
 
 def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
@@ -46,6 +82,8 @@ def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
 
 def finish(run: Run, outcome: str) -> None:
     """Close the rotation ("done" or "rolled back"): a history entry, the hosts' backups removed, back to idle."""
+    if outcome == "done":
+        _refresh_local_client_leaves(run)
     run.state.history.append(history_entry(run.rotation, pki.utcnow(), outcome) | proof_record.history_entry(run.rotation))
     run.record("finished", detail=f"{run.kind.name} rotation {run.rid}: {outcome}")
     # The backups hold the old private keys; once the rotation is over nothing may restore them.

@@ -23,6 +23,7 @@ class NodeChange:
     serves: str | None  # the certificate it must serve afterwards; None: the one it serves now
     probe: Probe = SQL_PROBE
     accepted: tuple[ExpectAccepted, ...] = ()  # client certificates it must then accept (client.node.crt)
+    trusted: tuple[str, ...] = ()  # CAs whose client certificates it must then accept (a recovery's CA in force)
     recorded: dict[str, str] = field(default_factory=dict)  # the node record's fields once it is done
     done_text: str = ""  # the progress line once it is done
     journal: str = "leaf"  # the journal's name for it: "leaf restored", "ui certificate failed", ...

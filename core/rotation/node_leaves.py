@@ -69,7 +69,7 @@ def node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued | None, client_c
 
 
 def leaf_change(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: dict[str, bytes], *,
-                server_bundle: bytes, client_bundle: bytes) -> NodeChange:
+                server_bundle: bytes, client_bundle: bytes, trusted: tuple[str, ...] = ()) -> NodeChange:
     """The node's leaves, checked, as one change; without a new node.crt it must go on serving the one it serves."""
     check_node_leaf_set(leaves, node_name=node.name, cluster=run.inventory.cluster, server_bundle=server_bundle,
                         client_bundle=client_bundle, now=pki.utcnow())
@@ -82,6 +82,7 @@ def leaf_change(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: 
     recorded = ({"leaf_fingerprint": server.fingerprint} if server else {}) | (
         {"client_node_fingerprint": client_node.fingerprint} if client_node else {})
     what = f"serves the new certificate {server.fingerprint[:16]}…" if server else "keeps serving its certificate"
-    return NodeChange(files, serves=server.fingerprint if server else None, accepted=accepted, recorded=recorded,
+    return NodeChange(files, serves=server.fingerprint if server else None, accepted=accepted, trusted=trusted,
+                      recorded=recorded,
                       done_text=what + (f", accepts its new {CLIENT_NODE_CERT}" if client_node else ""),
                       key_made_on_node=run.kind.renews_node_cert and key_on_node.wanted(run, node))

@@ -123,20 +123,24 @@ def plan_node_change(
     verified: bool,
     direct_tls: bool = False,
     accepted: tuple[ExpectAccepted, ...] = (),
+    trusted: tuple[str, ...] = (),
 ) -> list[Action]:
-    """Put a node's new files up as one change, reload once, and prove it serves `fingerprint` on `address`.
+    """Put a node's new files up as one change, reload once, and prove it serves `fingerprint` on `address`
+    (and accepts the `accepted` client certificates, and client certificates of the `trusted` CAs).
 
     Nothing is planned when the files are there and the node already serves the certificate
     (and, for `accepted` client certificates, the step was verified before).
     """
     wanted = [FileContent(posixpath.join(certs_dir, name), content, mode) for name, (content, mode) in files.items()]
-    if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted) and (verified or not accepted):
+    if facts.served_fingerprint == fingerprint and all(facts.has(f.path, f) for f in wanted) and (
+            verified or not (accepted or trusted)):
         return []
     actions = _writes_and_reload(host, facts, wanted, reload, backup_id, verified=False)
     if address and fingerprint:
         actions.append(ExpectServed(host, address, fingerprint, direct_tls=direct_tls))
     if address:
         actions += list(accepted)
+        actions += [ExpectTrust(host, address, fingerprint_of_ca, True) for fingerprint_of_ca in trusted]
     return actions
 
 

@@ -1,6 +1,6 @@
 """Rolling out region by region: which nodes go together, and what the operator is told.
 
-With `region` set on nodes (SPEC.md), a phase finishes one region — every node uploaded,
+With `region` set on nodes (docs/regions.md), a phase finishes one region — every node uploaded,
 reloaded and verified — before it touches the next, so a bad bundle or certificate costs
 at most one region, never the whole cluster. Regions go in the order they first appear in
 the inventory; the canary (the inventory's first node) is therefore in the first region.

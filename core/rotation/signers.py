@@ -122,7 +122,9 @@ def leaf_signers(run: Run) -> LeafSigners:
         node_ca = rotated.new_ca
     else:
         node_ca = signing_ca(run)
-    return LeafSigners(node_ca, _client_signing_ca(run, node_ca, rotated), rotated)
+    client_ca = _client_signing_ca(run, node_ca, rotated)
+    run.executor.probe_cas[client_ca.fingerprint] = client_ca  # a recovery proves nodes accept its certificates
+    return LeafSigners(node_ca, client_ca, rotated)
 
 
 def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBundles | None) -> pki.Issued:
@@ -135,6 +137,8 @@ def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBu
         return rotated.new_ca
     if run.kind.first_install:
         return _first_client_ca(run)
+    if run.kind.new_ca == "replace":
+        return _replacement_client_ca(run)
     return run.ws.current_client_ca()
 
 
@@ -147,10 +151,24 @@ def _first_client_ca(run: Run) -> pki.Issued:
                      common_name=authority.common_name, dry_run=run.dry_run)
 
 
+def _replacement_client_ca(run: Run) -> pki.Issued:
+    """A recovery replaces every CA at once: the client CA's successor, beside the rotation's files."""
+    authority = authority_for(run.ws, "client")
+    key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
+    ca = ensure_ca(key_path, cert_path, key_type=run.inventory.cluster.key_type,
+                   lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
+                   common_name=f"{authority.common_name} {run.rid}", dry_run=run.dry_run)
+    if not run.dry_run and run.record_view().note_new_client_ca(ca.fingerprint, run.ws.relative(key_path),
+                                                                run.ws.relative(cert_path)):
+        run.record("new client CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
+        run.save()
+    return ca
+
+
 def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:
     """(what node.crt is checked against, what client certificates are checked against) during the leaf step."""
     kind = run.kind
-    if kind.first_install and signers.node_ca is not None:
+    if kind.installs_new_bundle and signers.node_ca is not None:
         server = signers.node_ca.cert_pem
     elif kind.rotates_ca and kind.authority == "node":
         assert signers.rotated is not None
@@ -159,7 +177,7 @@ def leaf_trust_bundles(run: Run, signers: LeafSigners) -> tuple[bytes, bytes]:
         server = run.ws.read_bundle()
     if not run.inventory.cluster.has_client_ca:
         return server, server
-    if kind.first_install:
+    if kind.installs_new_bundle:
         return server, signers.client_ca.cert_pem
     if kind.rotates_ca and kind.authority == "client":
         assert signers.rotated is not None

@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from core.config.inventory import PROFILES
+from core.config.record import client_key_for
 from core.errors import CertRotateError
 from core.pki.keys import KEY_TYPES
 
@@ -67,23 +68,45 @@ def _form_text(key: str, value: Any) -> str:
     return str(value)
 
 
-def client_key(client: dict[str, Any]) -> str:
-    return f"{client['user']}@{client.get('ssh_host', '')}"
+# The autopilot choices offered: weekday nights is what most operators pick for certificate work.
+AUTOPILOT_CHOICES = (
+    ("Weekday nights, 02:00-05:00 UTC (suggested)", "nights"),
+    ("Any time", "any"),
+    ("Off: I run advance myself", "off"),
+)
+
+
+def autopilot_table(choice: str, notify: str) -> dict[str, Any] | None:
+    """The [autopilot] table for a first-run choice; renewal margins are left to follow the cluster."""
+    if choice == "off":
+        return None
+    from core.config.autopilot_policy import policy_to_toml, suggested
+    from core.config.inventory import ClusterConfig
+
+    table = policy_to_toml(suggested(ClusterConfig(name="new"))) if choice == "nights" else {}
+    targets = [part.strip() for part in notify.split(",") if part.strip()]
+    if targets:
+        table["notify"] = targets
+    return table
 
 
 def check_inventory(data: dict[str, Any], source: str) -> None:
     """Raise the one-sentence BadInput core gives for a hand-written file with this content."""
+    from core.config.autopilot_policy import parse_policy
     from core.config.inventory import parse_inventory
 
-    parse_inventory(data, "", source)
+    inventory = parse_inventory(data, "", source)
+    parse_policy(data, "", source, inventory.cluster)
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
+    from core.config.autopilot_policy import parse_policy
     from core.config import state as state_mod
     from core.config.inventory import parse_inventory
 
     inventory = parse_inventory(data, "", str(path))
-    state_mod.save(state_mod.State(path=path, inventory=inventory))
+    policy = parse_policy(data, "", str(path), inventory.cluster)
+    state_mod.save(state_mod.State(path=path, inventory=inventory, policy=policy))
 
 
 class FirstRunScreen(Screen[str]):
@@ -121,6 +144,12 @@ class FirstRunScreen(Screen[str]):
                 yield Select([(k, k) for k in KEY_TYPES], value="rsa-2048", allow_blank=False, id="cluster-key-type")
                 yield Label("Leaf delay", classes="form-label")
                 yield Input("30", id="cluster-leaf-delay", placeholder="days between trust and leaf")
+            with Horizontal(classes="form-row"):
+                yield Label("Autopilot", classes="form-label")
+                yield Select(AUTOPILOT_CHOICES, value="nights", allow_blank=False, id="autopilot-windows")
+                yield Label("Notify", classes="form-label")
+                yield Input(id="autopilot-notify",
+                            placeholder="optional: webhook:https://…, command:/path, or apprise URLs (comma separated)")
             yield Label("Nodes", classes="section-title")
             yield DataTable(id="node-list", cursor_type="row")
             for key, label, hint in NODE_FIELDS:
@@ -173,6 +202,10 @@ class FirstRunScreen(Screen[str]):
         chosen = self.clients if clients is None else clients
         if chosen:
             data["clients"] = chosen
+        autopilot = autopilot_table(self.query_one("#autopilot-windows", Select).value,
+                                    self.query_one("#autopilot-notify", Input).value)
+        if autopilot is not None:
+            data["autopilot"] = autopilot
         return data
 
     def complain(self, sentence: str) -> None:
@@ -218,7 +251,7 @@ class FirstRunScreen(Screen[str]):
         if not self._checked(candidate):
             return
         self.clients = clients
-        self._show_clients(select=client_key(client))
+        self._show_clients(select=client_key_for(client["user"], client.get("ssh_host")))
         self._end_edit("client", CLIENT_FIELDS)
 
     def _show_nodes(self, select: str | None = None) -> None:
@@ -234,7 +267,7 @@ class FirstRunScreen(Screen[str]):
         table.clear()
         for client in self.clients:
             delivery = f"over SSH to {client['ssh_host']}:{client['certs_dir']}" if "ssh_host" in client else "exported"
-            table.add_row(client["user"], delivery, key=client_key(client))
+            table.add_row(client["user"], delivery, key=client_key_for(client["user"], client.get("ssh_host")))
         if select is not None:
             table.move_cursor(row=table.get_row_index(select))
 
@@ -308,5 +341,7 @@ class FirstRunScreen(Screen[str]):
                 self.complain(str(error))
                 return
         app.state = state
+        timer = (" Autopilot is set: `certrotate autopilot install --systemd` prints the timer that runs it."
+                 if state.policy is not None else "")
         self.dismiss(f"Wrote {self.state_path}. Press s: first-time setup for a cluster without certificates, "
-                     "or a CA rotation once certs/ca.crt and safe/ca.key are in place.")
+                     f"or a CA rotation once certs/ca.crt and safe/ca.key are in place.{timer}")

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config.inventory import NodeConfig
 from core.config.record import RotationRecord
+from core.rotation.kinds.ca import WaitTooLong
 from core.config.state import State
 from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
@@ -52,6 +53,7 @@ class HomeScreen(Screen):
         yield Static(id="cluster-title")
         yield PhaseTimeline(id="timeline")
         yield NextStepPanel(id="next-step")
+        yield Static(id="autopilot")
         yield Static(id="message")
         yield Label("Hosts", classes="section-title")
         yield HostTable(id="hosts")
@@ -82,6 +84,8 @@ class HomeScreen(Screen):
         if state.rotation:
             title.append(f"\nRotation {state.rotation.get('id')} — {kind_title(state.rotation.get('kind'))}, "
                          f"phase {state.phase}")
+        elif view.expiry_outage(state, self.app.now(), self._served()) is not None:
+            title.append("\nPhase idle — the cluster is down: its certificates have expired", style="bold red")
         else:
             title.append("\nPhase idle")
         if self.app.demo and self.app.demo_note:
@@ -90,10 +94,26 @@ class HomeScreen(Screen):
         self.query_one(PhaseTimeline).stages = tuple(view.timeline(state))
         panel = self.query_one(NextStepPanel)
         panel.clock = self.app.clock
-        panel.step = view.next_step(state, self.app.now())
+        panel.step = view.next_step(state, self.app.now(), self._served())
         self.query_one(HostTable).show_recorded(view.recorded_hosts(state))
+        self.show_autopilot(state)
         self.sub_title = f"{cluster.name} — phase {state.phase}"
         self.refresh_bindings()
+
+    def _served(self) -> dict:
+        """When the certificate each node served at the last host refresh ends."""
+        return {key: host.served_not_after for key, host in self.query_one(HostTable).observed.items()}
+
+    def show_autopilot(self, state: State) -> None:
+        """The autopilot line (policy, window, next, last run), only for a state file with [autopilot]."""
+        table = self.query_one(HostTable)
+        served = {key: (seen.served_not_after, seen.served_fingerprint or "")
+                  for key, seen in table.observed.items() if seen.served_not_after is not None}
+        line = view.autopilot_line(state, self.app.now(), served)
+        widget = self.query_one("#autopilot", Static)
+        widget.display = line is not None
+        if line is not None:
+            widget.update(Text(line.text()))
 
     @on(DataTable.RowHighlighted, "#hosts")
     def show_host_detail(self) -> None:
@@ -146,7 +166,7 @@ class HomeScreen(Screen):
         from tui.screens.start import StartScreen
 
         def chosen(kind: str | None) -> None:
-            if kind and kinds.get(kind).open is not None:  # the kind starts from the operator's own files
+            if kind and kinds.get(kind).asks_for_files:  # the kind starts from the operator's own files
                 self.action_install_ui_certificate()
             elif kind:
                 self.start_rotation(kind)
@@ -269,6 +289,9 @@ class HomeScreen(Screen):
                     self.say(str(needed), error=True)
                     self.notify(str(needed), title="Not started", severity="error")
                     return
+                except WaitTooLong as error:
+                    self.ask_for_shorter_wait(kind, str(error), error.longest)
+                    return
                 except CertRotateError as error:
                     self.say(str(error), error=True)
                     self.notify(str(error), title="Not started", severity="error")
@@ -277,6 +300,18 @@ class HomeScreen(Screen):
         self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
         if run_now:
             self.action_run_next()
+
+    def ask_for_shorter_wait(self, kind: str, sentence: str, longest: int) -> None:
+        """The CA ends before the usual wait would: start only with a wait the operator chose here."""
+        from tui.screens.short_wait import ShortWaitScreen
+
+        def chosen(days: int | None) -> None:
+            if days is None:
+                self.say("Not started: the CA rotation needs a wait that ends before the CA does.", error=True)
+            else:
+                self.start_rotation(kind, wait_days=days)
+
+        self.app.push_screen(ShortWaitScreen(sentence, longest), chosen)
 
     @work(group="core", exit_on_error=False)
     async def confirm_clients(self, items: list[str]) -> None:
@@ -304,6 +339,7 @@ class HomeScreen(Screen):
                 for host_view in views:
                     table.show_observed(host_view)
                 self.show_host_detail()
+                self.show_state(app.state)  # what the nodes serve tells whether the cluster is down by expiry
             finally:
                 await asyncio.to_thread(pool.close)
         self.refreshes += 1

@@ -16,7 +16,7 @@ from textual.widgets import Button, Label, Static
 from core.config.inventory import ClusterConfig
 from core.rotation import kinds
 
-NUMBERS = {kind.name: number for number, kind in enumerate(kinds.REGISTRY.values(), start=1)}
+NUMBERS = {name: number for number, name in enumerate(kinds.NAMES, start=1)}
 
 
 class StartScreen(ModalScreen[str | None]):

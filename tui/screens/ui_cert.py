@@ -193,7 +193,7 @@ class UiCertScreen(Screen[tuple[str, str] | None]):
         table.clear()
         for number, finding in enumerate(checked.findings):
             mark = Text("✓", style="green") if finding.ok else Text("×", style="bold red")
-            text = finding.text if len(finding.text) <= RESULT_WIDTH else finding.text[:RESULT_WIDTH - 1] + "…"
+            text = finding.message if len(finding.message) <= RESULT_WIDTH else finding.message[:RESULT_WIDTH - 1] + "…"
             table.add_row(mark, CHECK_TITLES.get(finding.check, finding.check), finding.node or "",
                           Text(text, style="" if finding.ok else "red"), key=str(number))
         self.checked_for = paths

@@ -76,6 +76,10 @@ class SshDelivery:
 
     def push_node_leaves(self, run: Run, signers: LeafSigners | None, first_bundles: dict[str, bytes]) -> Gate | None:
         changes = _change_maker(run, signers, first_bundles)
+        if run.kind.all_at_once:  # nothing serves anyway: every node at once, each verified on its own
+            run.in_parallel("leaf", list(run.inventory.nodes), lambda node: roll_out(run, node, changes(node)),
+                            lambda node: node.name)
+            return None
         first_install = run.kind.first_install
         failures = []
         order = regions.rollout_order(run.inventory.nodes)
@@ -136,8 +140,11 @@ def _change_maker(run: Run, signers: LeafSigners | None,
         return lambda node: run.kind.node_change(run, node)
     assert signers is not None
     server_bundle, client_bundle = signers_mod.leaf_trust_bundles(run, signers)
+    # A recovery proves each node accepts client certificates of the CA in force: nothing else would.
+    trusted = (signers.client_ca.fingerprint,) if run.kind.all_at_once else ()
     return lambda node: leaf_change(run, node, node_leaves(run, node, signers.node_ca, signers.client_ca),
-                                    first_bundles, server_bundle=server_bundle, client_bundle=client_bundle)
+                                    first_bundles, server_bundle=server_bundle, client_bundle=client_bundle,
+                                    trusted=trusted)
 
 
 def _region_by_region(run: Run, step: str, node_work: Callable[[NodeConfig], None]) -> None:
@@ -188,7 +195,7 @@ def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
     actions = plan_node_change(node.name, node.certs_dir, facts, change.files,
                                change.serves or facts.served_fingerprint, reload=run.reload_command(node),
                                address=address, direct_tls=probe.direct_tls, backup_id=f"{run.rid}.leaf",
-                               verified=record.done("leaf"), accepted=change.accepted)
+                               verified=record.done("leaf"), accepted=change.accepted, trusted=change.trusted)
     run.report(Progress(node.name, "leaf", "running", "starting"))
     if change.key_made_on_node and run.dry_run:
         run.plans.setdefault(node.name, []).extend(key_on_node.preview_lines(run, node.name, node.certs_dir))
@@ -199,8 +206,8 @@ def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
     except CertRotateError as error:
         if run.dry_run:
             raise
-        if run.kind.first_install:
-            # A first install has nothing to go back to: the files stay, the node is started next.
+        if not run.kind.restores_on_failure:
+            # A first install or a recovery has nothing working to go back to: the files stay.
             message = f"{named(node.name, error)} Its files are in place; once it runs, run advance again to verify it."
         else:
             before = record.served_before(probe.served_before_key) if probe.must_answer else facts.served_fingerprint

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from core.config.inventory import ClusterConfig
 from core.errors import BadInput
-from core.rotation.kinds import ca, client_ca, init, leaves, ui
+from core.rotation.kinds import ca, client_ca, init, leaves, recover, ui
 from core.rotation.kinds.base import FULL_PHASES, Kind
 
 REGISTRY: dict[str, Kind] = {kind.name: kind for kind in (
@@ -18,8 +18,13 @@ REGISTRY: dict[str, Kind] = {kind.name: kind for kind in (
     leaves.CLIENTS,
     ui.KIND,
     client_ca.KIND,
+    recover.RECOVER,
+    recover.RECOVER_NEW_CA,
+    recover.RECOVER_NODES,
+    recover.RECOVER_LEAVES,
+    recover.RECOVER_CLIENTS,
 )}
-NAMES = tuple(REGISTRY)
+NAMES = tuple(name for name, kind in REGISTRY.items() if not kind.hidden)  # what `certrotate start` takes
 
 __all__ = ["FULL_PHASES", "NAMES", "REGISTRY", "Kind", "get", "lookup", "offered"]
 
@@ -39,4 +44,4 @@ def lookup(name: str | None) -> Kind | None:
 
 def offered(cluster: ClusterConfig) -> list[Kind]:
     """The kinds this cluster can start, in the start screen's order."""
-    return [kind for kind in REGISTRY.values() if kind.available(cluster)]
+    return [kind for kind in REGISTRY.values() if not kind.hidden and kind.available(cluster)]

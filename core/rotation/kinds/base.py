@@ -9,6 +9,7 @@ registry before its first paint without loading the SSH stack.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -32,8 +33,8 @@ def _never(_: ClusterConfig) -> bool:
     return False
 
 
-def _no_checks(_state: State, _ws: Workspace) -> None:
-    return None
+def _no_checks(_state: State, _ws: Workspace, _now: dt.datetime, **_options: Any) -> dict[str, Any]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,28 @@ class Kind:
     phases: tuple[str, ...] = LEAF_ONLY
     # Which CA's bundle the rotation works on: "node" (ca.crt) or "client" (ca-client.crt).
     authority: str = "node"
-    # Who signs the new leaves: "rotation" (a new CA made beside the current one), "first" (the
-    # cluster's first CA, made by this rotation), or None (the current CA).
+    # Who signs the new leaves: "rotation" (a new CA made beside the current one, trusted first),
+    # "first" (the cluster's first CA, made by this rotation), "replace" (a new CA that takes the
+    # place of an expired one at once: nothing trusts the old one anyway), or None (the current CA).
     new_ca: str | None = None
     renews_node_cert: bool = False  # node.crt/node.key are replaced (not in a client CA rotation)
     node_leaves: Callable[[ClusterConfig], bool] = _never  # every node gets new files in the leaf step
     client_leaves: bool = False  # every client gets a new certificate in the leaf step
     available: Callable[[ClusterConfig], bool] = _always  # offered for this cluster at all
-    check_start: Callable[[State, Workspace], None] = _no_checks
-    # A kind whose start checks and stages the operator's own files (ui) opens the rotation itself.
+    # Started only by another kind's `open` (recovery picks one of these), never by name.
+    hidden: bool = False
+    # What must hold before it may start, as a BadInput sentence naming what works instead; returns the
+    # fields it adds to the new rotation's record (e.g. a shortened wait the operator acknowledged).
+    prepare: Callable[..., dict[str, Any]] = _no_checks
+    # A kind whose start checks and stages the operator's own files (ui), or decides from what the
+    # nodes serve (recover: `served`, handed over by the engine), opens the rotation itself.
     open: Callable[..., dict[str, Any]] | None = None
+    observes_nodes: bool = False  # `open` wants what every node serves now
+    asks_for_files: bool = False  # it starts from files the operator names (--cert/--key, the wizard's dialog)
+    # Nothing serves anyway (an expired cluster): every node at once, no canary, a failed node does
+    # not stop the others and nothing is put back; each node also proves it accepts client
+    # certificates of the CA in force.
+    all_at_once: bool = False
     # A kind whose node files are not signed by a CA of ours (ui) says what each node gets.
     node_change: Callable[..., NodeChange] | None = None
     probe: Probe = SQL_PROBE
@@ -69,6 +82,16 @@ class Kind:
     def rotates_ca(self) -> bool:
         """Trust → wait → leaf → retire: a new CA is trusted everywhere before it signs anything."""
         return self.phases == FULL_PHASES
+
+    @property
+    def installs_new_bundle(self) -> bool:
+        """The new CA bundle goes up with the leaves, in one change: nothing to overlap with (first or replacing CA)."""
+        return self.new_ca in ("first", "replace")
+
+    @property
+    def restores_on_failure(self) -> bool:
+        """A node that fails its leaf step gets its previous files back, unless it served nothing usable anyway."""
+        return not (self.first_install or self.all_at_once)
 
     @property
     def first_install(self) -> bool:

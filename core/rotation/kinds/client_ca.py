@@ -6,6 +6,9 @@ Only client certificates (and, in the split layout, client.node.crt) are re-issu
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
+
 from core.config.inventory import ClusterConfig
 from core.config.state import State
 from core.config.workspace import Workspace
@@ -16,7 +19,7 @@ from core.rotation.kinds.base import FULL_PHASES, Kind
 NAME = "client-ca"
 
 
-def check_start(_state: State, ws: Workspace) -> None:
+def prepare(_state: State, ws: Workspace, now: dt.datetime, **_options: Any) -> dict[str, Any]:
     """A client CA rotation needs the current client CA: its key and the local ca-client.crt that it heads."""
     if ws.client_ca_key_path is None:
         raise BadInput("The inventory sets no [cluster] client_ca_key; a client CA rotation needs the client CA's key.")
@@ -24,6 +27,7 @@ def check_start(_state: State, ws: Workspace) -> None:
         raise BadInput(f"{ws.relative(ws.client_bundle_path)} does not exist; the cluster has no client CA to rotate "
                        "yet (create it with `certrotate cert create-client-ca`).")
     ws.current_client_ca()
+    return {}
 
 
 def _split(cluster: ClusterConfig) -> bool:
@@ -45,7 +49,7 @@ KIND = Kind(
     node_leaves=_split,  # client.node.crt is a client certificate; node.crt stays
     client_leaves=True,
     available=_has_client_ca,
-    check_start=check_start,
+    prepare=prepare,
     step_texts={
         "trust": ("Run the trust step", "Generate the new client CA, upload ca-client.crt (new client CA first, then "
                   "the old) to every node, reload and verify that every node accepts client certificates of both."),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import os
 import stat
 from dataclasses import dataclass, field
@@ -34,9 +33,11 @@ from core.config.record import rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import BadInput
+from core.findings import FAIL, OK, Finding, first_problem
 from core.pki.bundle import parse_certificates
 from core.pki.certs_dir import UI_CERT, UI_KEY
 from core.pki.keys import key_matches_certificate, load_private_key
+from core.pki.names import covers_for_browser
 from core.rotation.kinds.base import Kind, _always
 from core.rotation.model import HTTP_PROBE
 from core.rotation.node_change import NodeChange
@@ -45,16 +46,6 @@ from core.rotation.plans import PRIVATE, PUBLIC
 NAME = "ui"
 PHASE = "leaf"  # one leaf-like phase; its backups are the leaf step's, which rollback restores
 RECORD = "ui_certificate"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check of the pair: what was checked, whether it passed, and the sentence to show."""
-
-    check: str  # "pem", "key", "validity", "usage", "chain", "san", "http_addr", "permissions"
-    ok: bool
-    text: str
-    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,29 +62,6 @@ class UiPair:
 
 
 # -- checks (pure) ------------------------------------------------------------------------------
-
-
-def _host_covered(host: str, leaf: x509.Certificate) -> bool:
-    """Whether a browser would accept `leaf` for `host`: an IP SAN for an address, a DNS SAN
-    (a left-most `*` matching one label) for a name. The CN is not looked at, as browsers don't."""
-    try:
-        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if address is not None:
-        return address in sans.get_values_for_type(x509.IPAddress)
-    wanted = host.rstrip(".").lower().split(".")
-    for name in sans.get_values_for_type(x509.DNSName):
-        labels = name.rstrip(".").lower().split(".")
-        if len(labels) != len(wanted):
-            continue
-        if labels == wanted or (labels[0] == "*" and labels[1:] == wanted[1:] and len(labels) > 2):
-            return True
-    return False
 
 
 def _usage_problem(leaf: x509.Certificate) -> str | None:
@@ -126,57 +94,53 @@ def check_pair(cert_pem: bytes, key_pem: bytes, *, cert_source: str, key_source:
     findings: list[Finding] = []
     if key_mode is not None:
         if key_mode & 0o077:
-            findings.append(Finding("permissions", False,
+            findings.append(Finding(FAIL, "permissions",
                                     f"{key_source} is readable by {'group and others' if key_mode & 0o007 else 'its group'} "
                                     f"(mode {key_mode:04o}); a private key must be yours alone: run `chmod 600 {key_source}`."))
         else:
-            findings.append(Finding("permissions", True, f"{key_source} is readable by its owner only ({key_mode:04o})."))
+            findings.append(Finding(OK, "permissions", f"{key_source} is readable by its owner only ({key_mode:04o})."))
     try:
         chain = [entry.certificate for entry in parse_certificates(cert_pem, cert_source)]
     except BadInput as error:
-        return findings + [Finding("pem", False, str(error))]
+        return findings + [Finding(FAIL, "pem", str(error))]
     try:
         key = load_private_key(key_pem, key_source)
     except BadInput as error:
-        return findings + [Finding("pem", False, str(error))]
+        return findings + [Finding(FAIL, "pem", str(error))]
     leaf = chain[0]
     extra = f" with {len(chain) - 1} intermediate(s)" if len(chain) > 1 else ""
-    findings.append(Finding("pem", True, f"{cert_source} holds {pki.common_name(leaf) or leaf.subject.rfc4514_string()}{extra}."))
+    findings.append(Finding(OK, "pem", f"{cert_source} holds {pki.common_name(leaf) or leaf.subject.rfc4514_string()}{extra}."))
     if key_matches_certificate(key, leaf.public_key()):
-        findings.append(Finding("key", True, f"{key_source} is the key of {cert_source}."))
+        findings.append(Finding(OK, "key", f"{key_source} is the key of {cert_source}."))
     else:
-        findings.append(Finding("key", False, f"{key_source} does not match {cert_source}: they are not a key pair."))
+        findings.append(Finding(FAIL, "key", f"{key_source} does not match {cert_source}: they are not a key pair."))
     if leaf.not_valid_after_utc <= now:
-        findings.append(Finding("validity", False, f"{cert_source} expired on {leaf.not_valid_after_utc:%Y-%m-%d}."))
+        findings.append(Finding(FAIL, "validity", f"{cert_source} expired on {leaf.not_valid_after_utc:%Y-%m-%d}."))
     elif leaf.not_valid_before_utc > now:
-        findings.append(Finding("validity", False, f"{cert_source} is not valid before "
+        findings.append(Finding(FAIL, "validity", f"{cert_source} is not valid before "
                                                    f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC."))
     else:
-        findings.append(Finding("validity", True, f"{cert_source} is valid until {leaf.not_valid_after_utc:%Y-%m-%d}."))
+        findings.append(Finding(OK, "validity", f"{cert_source} is valid until {leaf.not_valid_after_utc:%Y-%m-%d}."))
     usage = _usage_problem(leaf)
-    findings.append(Finding("usage", usage is None, f"{cert_source} {usage}." if usage else
+    findings.append(Finding(OK if usage is None else FAIL, "usage", f"{cert_source} {usage}." if usage else
                             f"{cert_source} may serve TLS (serverAuth)."))
     chain_problem = _chain_problem(chain)
     if chain_problem:
-        findings.append(Finding("chain", False, f"{cert_source} {chain_problem}."))
+        findings.append(Finding(FAIL, "chain", f"{cert_source} {chain_problem}."))
     for node in nodes:
         if not node.http_addr:
-            findings.append(Finding("http_addr", False, f"{node.name} has no http_addr in the inventory, so the UI "
+            findings.append(Finding(FAIL, "http_addr", f"{node.name} has no http_addr in the inventory, so the UI "
                                     "certificate it serves cannot be verified; add http_addr = \"host:port\" to it.",
                                     node.name))
             continue
         host, _ = split_address(node.http_addr)
-        if _host_covered(host, leaf):
-            findings.append(Finding("san", True, f"{node.name}: {host} is covered.", node.name))
+        if covers_for_browser(host, leaf):
+            findings.append(Finding(OK, "san", f"{node.name}: {host} is covered.", node.name))
         else:
-            findings.append(Finding("san", False, f"{cert_source} does not cover {node.name}'s http_addr host {host} "
+            findings.append(Finding(FAIL, "san", f"{cert_source} does not cover {node.name}'s http_addr host {host} "
                                     f"(its SANs: {', '.join(pki.san_strings(leaf)) or 'none'}); browsers would refuse "
                                     "it there.", node.name))
     return findings
-
-
-def first_problem(findings: list[Finding]) -> str | None:
-    return next((f.text for f in findings if not f.ok), None)
 
 
 # -- the operator's files (I/O edge) ------------------------------------------------------------
@@ -303,6 +267,7 @@ KIND = Kind(
     summary="Your own DB Console certificate (public or organisational CA), checked, then node by node.",
     node_leaves=_always,
     open=_open,
+    asks_for_files=True,
     node_change=node_change,
     probe=HTTP_PROBE,
     leaf_title="Install the UI certificate",
