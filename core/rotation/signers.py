@@ -123,7 +123,7 @@ def leaf_signers(run: Run) -> LeafSigners:
     else:
         node_ca = signing_ca(run)
     client_ca = _client_signing_ca(run, node_ca, rotated)
-    run.executor.probe_cas[client_ca.fingerprint] = client_ca  # a recovery proves nodes accept its certificates
+    _probe_with(run, client_ca)  # a recovery proves nodes accept its certificates
     return LeafSigners(node_ca, client_ca, rotated)
 
 
