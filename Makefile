@@ -27,8 +27,9 @@ system-deps:
 	  fi; \
 	fi
 
-# The tests also run the clients people use: psql, Java 17 + PgJDBC, Go and Node (tests/test_client_stacks.py),
-# and the signers' real counterparts: SoftHSM2 as a PKCS#11 token, CFSSL as an organisation's CA server.
+# The tests also run the clients people use (psql, Java 17 + PgJDBC, Go, Node: tests/test_client_stacks.py),
+# drive the browser mode in Chromium (tests/test_tui_browser.py), and sign with the signers' real
+# counterparts: SoftHSM2 as a PKCS#11 token, CFSSL as an organisation's CA server.
 test-deps: system-deps
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
@@ -40,6 +41,7 @@ test-deps: system-deps
 	  command -v go >/dev/null || missing="$$missing golang-go"; \
 	  command -v node >/dev/null || missing="$$missing nodejs"; \
 	  command -v npm >/dev/null || missing="$$missing npm"; \
+	  [ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  fi; \

@@ -34,7 +34,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None
     path = Path(path)
     directory = path.parent
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # a directory made for a key (safe/ for ca.key) is the owner's only, like the key itself
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700 if mode == PRIVATE_MODE else 0o777)
     except OSError as exc:
         raise BadInput(f"Cannot create directory {directory}: {exc.strerror}.") from None
     if not overwrite and path.exists():

@@ -80,7 +80,12 @@ async def home(pilot: Pilot) -> HomeScreen:
 
 
 async def run_step(pilot: Pilot, name: str | None) -> RunStepScreen:
-    await pilot.press("n")
+    from tui.screens.dry_run import DryRunScreen
+
+    await pilot.press("n")  # the plan of the step first; Enter on it runs
+    preview = await shown(pilot, DryRunScreen)
+    await until(pilot, lambda: preview.ready, "the plan of the step")
+    await pilot.press("enter")
     run = await shown(pilot, RunStepScreen)
     await until(pilot, lambda: run.finished, "the step to finish")
     if name:

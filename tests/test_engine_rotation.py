@@ -2,6 +2,8 @@
 
 import json
 
+from pathlib import Path
+
 import pytest
 
 from core.pki import sha256_fingerprint
@@ -58,7 +60,9 @@ def test_full_ca_rotation_with_zero_failed_connections(cluster):
     new_client_cert.verify_directly_issued_by(new_ca[0])
 
 
-def test_dry_run_changes_nothing_anywhere(cluster):
+def test_dry_run_changes_no_host_and_only_stages_the_rotations_files(cluster):
+    """A preview changes no node and not the state file; on the operator's side it stages, under the
+    rotation's own dir, what it shows (the preview then is what the run uses: tests/test_plan_contract.py)."""
     lab, _ = cluster
     assert certrotate(lab, "start", "ca").returncode == 0
     before_nodes = node_files(lab)
@@ -73,4 +77,11 @@ def test_dry_run_changes_nothing_anywhere(cluster):
     assert node_files(lab) == before_nodes
     assert lab.state_path.read_bytes() == before_state
     after_local = sorted(p.relative_to(lab.operator_dir) for p in lab.operator_dir.rglob("*"))
-    assert [p for p in after_local if p.name != "certrotate.toml.lock"] == [p for p in before_local if p.name != "certrotate.toml.lock"]
+    staged = Path("certs") / "rotations"
+
+    def outside_rotations(paths):
+        return [p for p in paths if p.name != "certrotate.toml.lock" and staged not in p.parents and p != staged]
+
+    assert outside_rotations(after_local) == outside_rotations(before_local)
+    for key in (lab.operator_dir / staged).rglob("*.key"):
+        assert key.stat().st_mode & 0o777 == 0o600

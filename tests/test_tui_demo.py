@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -10,6 +11,7 @@ import select
 import signal
 import struct
 import sys
+import tempfile
 import termios
 import time
 from pathlib import Path
@@ -110,3 +112,56 @@ def test_sigterm_stops_the_demo_cluster_too(demo):
     assert demo.wait() == 128 + signal.SIGTERM
     assert not any(alive(pid) for pid in pids)
     assert b"cluster stopped" in demo.output
+
+
+def test_sigint_stops_the_demo_cluster_too(demo):
+    workdir, pids = started(demo)
+    os.kill(demo.pid, signal.SIGINT)
+    assert demo.wait() == 128 + signal.SIGINT
+    assert not any(alive(pid) for pid in pids)
+    assert b"cluster stopped" in demo.output and not workdir.exists()
+
+
+def scratch_dirs_of(workdir: Path) -> list[Path]:
+    """The lab's scratch dirs (PostgreSQL data, on /dev/shm when it can): those whose server list names `workdir`."""
+    found = []
+    for root in (Path("/dev/shm"), Path(tempfile.gettempdir())):
+        for candidate in root.glob("certrotate-lab-*"):
+            servers = candidate / ".servers"
+            with contextlib.suppress(OSError):
+                if str(workdir) in servers.read_text():
+                    found.append(candidate)
+    return found
+
+
+def test_a_demo_killed_with_sigkill_is_cleaned_up_by_the_next_demo(demo):
+    workdir, pids = started(demo)
+    scratch = scratch_dirs_of(workdir)
+    assert scratch and all(alive(pid) for pid in pids)
+    os.kill(demo.pid, signal.SIGKILL)
+    assert demo.wait() == -signal.SIGKILL
+    assert all(alive(pid) for pid in pids), "SIGKILL leaves the servers behind; the next demo must stop them"
+
+    second = DemoInATerminal()
+    try:
+        started(second)
+        assert not any(alive(pid) for pid in pids)
+        assert not workdir.exists() and not any(path.exists() for path in scratch)
+        second.read_until(rb"Start")
+        os.write(second.fd, b"q")
+        assert second.wait() == 0
+    finally:
+        if alive(second.pid):
+            os.kill(second.pid, signal.SIGKILL)
+            second.wait()
+        second.close()
+
+
+def test_the_demo_without_a_terminal_says_so_and_starts_nothing():
+    import subprocess
+
+    result = subprocess.run([str(CERTROTATE), "demo", "--nodes", "1"], stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "needs a terminal" in result.stderr
+    assert "starting" not in result.stderr

@@ -8,7 +8,7 @@ import pytest
 
 from core.config import state as state_mod
 from tests.rotation_support import certrotate
-from tests.tui_helpers import SIZE, home_ready
+from tests.tui_helpers import SIZE, home_ready, open_run_confirmation
 from tui.app import CertRotateApp
 
 pytestmark = pytest.mark.lab
@@ -20,7 +20,7 @@ async def test_advance_elsewhere_exits_3_while_the_wizard_is_open(lab):
         await home_ready(pilot)
         result = await asyncio.to_thread(certrotate, lab, "advance")
     assert result.returncode == 3
-    assert "is in use by certrotate" in result.stderr
+    assert "is open in the certrotate wizard" in result.stderr and "quit the wizard (q)" in result.stderr
 
 
 async def test_the_lock_is_released_when_the_wizard_quits(lab):
@@ -55,7 +55,8 @@ async def test_sigterm_mid_step_quits_only_after_the_step_and_keeps_the_lock_unt
     app = CertRotateApp(lab.state_path)
     async with app.run_test(size=SIZE) as pilot:
         await home_ready(pilot)
-        await pilot.press("n")
+        await open_run_confirmation(pilot)
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, RunStepScreen) and app.core_work_running(),
                        "the trust step to run")
         app.post_message(messages.ExitApp())

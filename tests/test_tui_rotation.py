@@ -13,6 +13,7 @@ from tests.tui_helpers import (
     confirm_all,
     demo_like_lab,
     home_ready,
+    open_run_confirmation,
     run_next_step,
     start_ca_rotation,
     wait_for,
@@ -124,7 +125,8 @@ async def test_quitting_in_the_middle_of_a_step_is_refused_until_it_finishes(clu
     async with app.run_test(size=SIZE) as pilot:
         await home_ready(pilot)
         await start_ca_rotation(pilot)
-        await pilot.press("n")
+        await open_run_confirmation(pilot)
+        await pilot.press("enter")
         run = await screen_shown(pilot, RunStepScreen, "the run screen")
         await pilot.press("q")
         assert app.is_running and not run.finished

@@ -40,7 +40,7 @@ def test_wizard_in_tmux_shows_the_cluster_holds_the_lock_and_quits_cleanly(lab):
         cluster = lab.state_path.read_text().split('name = "', 1)[1].split('"', 1)[0]
         assert cluster in screen
         second = subprocess.run([*CERTROTATE, "advance", "--state", str(lab.state_path)], capture_output=True, text=True)
-        assert second.returncode == 3 and "in use by certrotate" in second.stderr
+        assert second.returncode == 3 and "open in the certrotate wizard" in second.stderr
         subprocess.run(["tmux", "send-keys", "-t", session, "C-q"], check=True)
         screen = wait_for(session, lambda s: re.search(r"EXITED:\d", s) is not None)
         assert "EXITED:0" in screen and "Traceback" not in screen

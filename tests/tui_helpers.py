@@ -62,14 +62,26 @@ async def start_ca_rotation(pilot: Pilot) -> None:
 
 
 async def run_next_step(pilot: Pilot):
-    """Press n on the home screen and wait until the run screen has finished."""
+    """Press n on the home screen, then Enter on the plan it shows; wait until the run screen has finished."""
     from tui.screens.run_step import RunStepScreen
 
-    await pilot.press("n")
+    await open_run_confirmation(pilot)
+    await pilot.press("enter")
     run = await screen_shown(pilot, RunStepScreen, "the run screen")
     await wait_for(pilot, lambda: run.finished, "the step to finish", timeout=180)
     await pilot.pause()
     return run
+
+
+async def open_run_confirmation(pilot: Pilot):
+    """Press n on the home screen: the plan of the next step, shown once it is made (nothing runs yet)."""
+    from tui.screens.dry_run import DryRunScreen
+
+    await pilot.press("n")
+    preview = await screen_shown(pilot, DryRunScreen, "the run confirmation")
+    await wait_for(pilot, lambda: preview.ready, "the plan of the next step", timeout=120)
+    await pilot.pause()
+    return preview
 
 
 async def back_home(pilot: Pilot):

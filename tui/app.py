@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import unicodedata
 import datetime as dt
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,17 @@ from core.config.state import State
 from core.errors import CertRotateError, LockHeld
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
+
+
+def is_printable_key(key: str) -> bool:
+    """A key that types a character (a letter, a digit, `?`, space), not ctrl+…, enter, escape, f1."""
+    return (len(key) == 1 and key.isprintable()) or key in PRINTABLE_KEY_NAMES
+
+
+# How textual names the printable ASCII keys that are not letters or digits: the Unicode name,
+# lower case, with underscores ("?" is "question_mark", " " is "space").
+PRINTABLE_KEY_NAMES = frozenset(unicodedata.name(chr(code)).lower().replace("-", "_").replace(" ", "_")
+                                for code in range(32, 127) if not chr(code).isalnum())
 
 
 class CertRotateApp(App[int]):
@@ -62,7 +74,7 @@ class CertRotateApp(App[int]):
     def acquire_lock(self) -> None:
         """Hold the state file's lock until quit; LockHeld (exit 3) if another certrotate has it."""
         if not self._locked:
-            self._lock.enter_context(state_mod.locked(self.state_path))
+            self._lock.enter_context(state_mod.locked(self.state_path, holder="wizard"))
             self._locked = True
 
     def release_lock(self) -> None:
@@ -121,6 +133,28 @@ class CertRotateApp(App[int]):
         if isinstance(home, HomeScreen) and message:
             home.say(message)
             home.action_refresh()
+
+    # -- the keyboard -----------------------------------------------------------------------
+
+    def typing_into_field(self) -> bool:
+        """True while an editable text field has focus: then the keys are the operator's text."""
+        from textual.widgets import Input, TextArea
+
+        focused = self.focused
+        return isinstance(focused, (Input, TextArea)) and not getattr(focused, "read_only", False)
+
+    async def _check_bindings(self, key: str, priority: bool = False) -> bool:
+        """No binding of any screen, nor of the app, fires on a printable key while a text field has focus.
+
+        Textual hands printable keys to a focused Input or TextArea before the bindings of its
+        screen and of the app see them, but not priority bindings, and a widget that lets a
+        key bubble (a TextArea on `tab`, a custom field) would reach them too. One check here,
+        where every key binding of every screen is looked up, covers them all (textual 8.2.8
+        looks bindings up only through this method).
+        """
+        if self.typing_into_field() and is_printable_key(key):
+            return False
+        return await super()._check_bindings(key, priority)
 
     # -- global actions ---------------------------------------------------------------------
 

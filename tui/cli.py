@@ -34,7 +34,9 @@ def _wizard(args: argparse.Namespace) -> int:
 
     from core.config import state as state_mod
     from tui.app import CertRotateApp
+    from tui.terminal import require_terminal
 
+    require_terminal()
     path = Path(args.state)
     if path.exists():
         state_mod.load(path)  # a damaged file is one sentence and exit 2, before the screen is taken over
@@ -49,6 +51,9 @@ def _wizard(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from tui.demo import run_demo
+    from tui.terminal import require_terminal
+
+    require_terminal()  # before a cluster is started that nobody could see or stop
 
     return run_demo(args.nodes)
 

@@ -129,7 +129,11 @@ def _client_ca_flags(parser: argparse.ArgumentParser, lifetime) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    cloud_parser = subparsers.add_parser("cloud", help="connection strings for CockroachDB's outbound TLS (changefeeds)")
+    cloud_parser = subparsers.add_parser(
+        "cloud", help="CockroachDB Cloud: changefeed sink URIs, the client CA you upload, client certificates from it",
+        description="changefeed-uri: a kafka:// sink URI with the TLS files inline; client-ca: create or rotate the "
+                    "client CA of a Cloud cluster and print the upload command; client-cert: issue a client "
+                    "certificate from the newest client CA.")
     commands = cloud_parser.add_subparsers(dest="cloud_command", required=True, metavar="COMMAND")
     uri = commands.add_parser(
         "changefeed-uri", help="a kafka:// sink URI with the CA, client certificate and key inline (base64)"

@@ -2,10 +2,14 @@
 
 The lab (core.lab: an sshd, a PostgreSQL and a DB Console stand-in per node, an SSH-delivered
 client `app` and a manually delivered client `root`, and an example UI certificate from an
-example organisational CA in operator/ui/) is stopped when the wizard quits, and also on SIGTERM
+example organisational CA in operator/ui/) is stopped when the wizard quits, and also on SIGINT, SIGTERM
 and SIGHUP: the first asks the wizard to quit, so the terminal is restored and the lab
 stopped on the normal path; outside the wizard (and on a second signal) they become
 SystemExit, which unwinds through the same `finally`.
+
+A demo killed with SIGKILL cannot clean up; the next `certrotate demo` (any lab start, in fact)
+does: core.lab.scratch sweeps the temp and /dev/shm dirs whose lock nobody holds and stops the
+servers listed in them by their recorded pids (tests/test_tui_demo.py kills one to prove it).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import signal
 import sys
 from types import FrameType
 
-DEMO_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+DEMO_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Signals:

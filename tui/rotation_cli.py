@@ -40,6 +40,12 @@ def print_progress(event: Progress) -> None:
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
 
 
+def print_preview_progress(event: Progress) -> None:
+    """A dry run starts nothing: its progress lines say only what it found (no "starting" lines)."""
+    if event.status != "running":
+        print_progress(event)
+
+
 def describe_gate(gate: engine.Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
@@ -53,11 +59,11 @@ def _status(args: argparse.Namespace) -> int:
     state = state_mod.load(Path(args.state))
     summary = status_summary(state)
     if args.json:
-        print(json.dumps(summary, default=str, indent=2))
+        print(json.dumps(summary, default=_json_value, indent=2))
         return 0
     print(f"cluster {state.inventory.cluster.name}: phase {summary['phase']}")
     if state.rotation:
-        print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {summary['started']}")
+        print(f"rotation {summary['rotation_id']} ({summary['kind']}), started {_json_value(summary['started'])}")
         if summary.get("ui_certificate"):
             ui = summary["ui_certificate"]
             print(f"UI certificate {ui.get('subject')} ({ui.get('fingerprint', '')[:16]}…), valid until {ui.get('not_after')}")
@@ -81,6 +87,15 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_value(value: object) -> str:
+    """Dates in JSON are ISO 8601 with a T and whole seconds (2027-01-15T09:00:00+00:00), as monitoring parses them."""
+    if isinstance(value, dt.datetime):
+        return value.replace(microsecond=0).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def status_summary(state: state_mod.State) -> dict[str, Any]:
     rotation = RotationRecord(state.rotation)
     return {
@@ -91,6 +106,8 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
         "started": rotation.started,
         "wait_until": rotation.wait_until,
         "last_error": rotation.last_error or None,
+        "last_error_step": rotation.data.get("last_error_step"),
+        "last_error_at": rotation.data.get("last_error_at"),
         "ui_certificate": rotation.ui_certificate,
         "nodes": {n.name: rotation.node(n.name).data for n in state.inventory.nodes},
         "clients": {client_key(c): rotation.client(client_key(c)).data for c in state.inventory.clients},
@@ -144,11 +161,15 @@ def _advance(args: argparse.Namespace) -> int:
         if not state.rotation:
             print("no rotation in flight (phase idle); start one with `certrotate start ca|nodes|clients|init`.")
             return 0
+        report = print_preview_progress if args.dry_run else print_progress
         with SshPool() as pool:
             outcome = secret_flags.with_secrets(lambda: engine.advance(
-                state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=print_progress))
+                state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=report))
     if args.dry_run:
-        print(f"dry run of phase {outcome.phase}: nothing was changed.")
+        print(f"dry run of phase {outcome.phase} (plan {outcome.digest}): nothing was changed on any host.")
+        if outcome.held_by:
+            print(f"held by the {outcome.held_by.kind} gate: {describe_gate(outcome.held_by)} "
+                  "This is the leaf step as it will run once that gate opens.")
         for host, lines in outcome.plan.items():
             print(f"{host}:")
             for line in lines or ["(nothing to do)"]:

@@ -178,24 +178,45 @@ def snapshot(state: State) -> State:
 
 
 @contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold `<state>.lock` for the duration; a second holder gets LockHeld (exit 3)."""
+def locked(path: Path, holder: str = "") -> Iterator[None]:
+    """Hold `<state>.lock` for the duration; a second holder gets LockHeld (exit 3).
+
+    `holder` says who holds it ("the wizard"), for the sentence another certrotate prints.
+    The lock file is removed on release (no empty file is left beside the state file); a
+    process that opened it just before is told by the inode check below and tries again.
+    """
     lock_path = Path(str(path) + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as error:
-        raise BadInput(f"Cannot create the lock file {lock_path}: {error.strerror}.") from None
-    try:
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            raise BadInput(f"Cannot create the lock file {lock_path}: {error.strerror}.") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-            raise LockHeld(f"{path} is in use by certrotate ({holder}); wait for it to finish.") from None
+            text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+            os.close(fd)
+            who, _, what = text.partition(";")
+            if what.strip() == "wizard":
+                raise LockHeld(f"{path} is open in the certrotate wizard ({who or 'another process'}); "
+                               "quit the wizard (q) first, or wait for it to close.") from None
+            raise LockHeld(f"{path} is in use by certrotate ({who or 'another process'}); "
+                           "wait for it to finish.") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder before us removed that file as we opened it: lock the new one
+    try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        label = f";{holder}" if holder else ""
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}{label}\n".encode(), 0)
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
     finally:
         os.close(fd)

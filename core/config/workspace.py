@@ -3,7 +3,9 @@
 Everything a rotation generates is written here before anything leaves the machine, under
 `local_certs_dir/rotations/<rotation id>/`, and found again on resume: each `ensure_*`
 function first looks for what an earlier (perhaps killed) run already made, and only
-issues anew when nothing usable is there. The CA keys stay here; nothing in this module
+issues anew when nothing usable is there. A preview (dry run) stages the same files: what
+it shows (sha256 of every certificate and key) is then exactly what the run uploads
+(core.rotation.contract); `dry_run` is still accepted from callers and changes nothing here. The CA keys stay here; nothing in this module
 sends anything anywhere.
 """
 
@@ -94,9 +96,13 @@ class Workspace:
 def ensure_ca(key_path: Path, cert_path: Path, *, key_type: str, lifetime: dt.timedelta, now: dt.datetime,
               common_name: str, dry_run: bool = False) -> pki.Issued:
     """A CA key file at these paths: reuse a complete earlier one, finish a half-made one, or make it
-    (encrypted when a passphrase is in use). With `dry_run` nothing is written."""
+    (key 0600, encrypted when a passphrase is in use).
+
+    A dry run writes it too (on the operator's side only), so that the next preview and the
+    run show and use this CA, not a throwaway one each time.
+    """
     return signer_select.ensure_local_ca(key_path, cert_path, key_type=key_type, lifetime=lifetime, now=now,
-                                         common_name=common_name, dry_run=dry_run)
+                                         common_name=common_name, dry_run=False)
 
 
 def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None:
@@ -117,8 +123,7 @@ def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None
 
 
 def _write_leaf(cert_path: Path, key_path: Path, issued: pki.Issued, dry_run: bool) -> LeafFiles:
-    if dry_run:
-        return LeafFiles(issued.cert_pem, issued.key_pem(), issued.fingerprint)
+    """Stage a new leaf (a preview too, so the run uploads the bytes the preview showed)."""
     files.write_private(key_path, issued.key_pem(), overwrite=True)
     files.write_public(cert_path, issued.cert_pem, overwrite=True)
     return LeafFiles(issued.cert_pem, issued.key_pem(), issued.fingerprint)

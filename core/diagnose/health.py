@@ -15,7 +15,7 @@ from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError
 from core.findings import FAIL, WARN, Finding, expiry_finding
-from core.pki.certs_dir import list_certs_dir
+from core.pki.certs_dir import client_cert_name, list_certs_dir
 from core.remote import probes
 from core.rotation.kinds import recover
 from core.rotation.kinds.expiry import RECOVER
@@ -36,8 +36,15 @@ def expiry_problem(what: str, not_after: dt.datetime, now: dt.datetime, warn_day
 
 
 def check_certs_dir(directory: Path, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
+    """Expiry of every certificate in `directory`; what cannot be checked is a finding too, never silence."""
+    if not directory.is_dir():
+        return [Finding(WARN, "certs-dir", f"cannot check {directory}: the certs directory does not exist.")]
     findings = []
-    for item in list_certs_dir(directory):
+    listing = list_certs_dir(directory)
+    if not listing:
+        findings.append(Finding(WARN, "certs-dir", f"cannot check {directory}: it holds no certificate certrotate "
+                                                 "knows (ca.crt, node.crt, client.<user>.crt, ...)."))
+    for item in listing:
         if item.error:
             findings.append(Finding(WARN, "certs-dir", f"{directory / item.cert_file}: {item.error}."))
         for index, cert in enumerate(item.certificates):
@@ -51,8 +58,10 @@ def check_certs_dir(directory: Path, now: dt.datetime, warn_days: int, crit_days
 def check_state(state: State, now: dt.datetime, warn_days: int, crit_days: int, *, probe_timeout: float = 3.0) -> list[Finding]:
     findings = []
     local = resolve_local(state.inventory.cluster.local_certs_dir, state.base_dir)
+    findings += check_certs_dir(local, now, warn_days, crit_days)
     if local.is_dir():
-        findings += check_certs_dir(local, now, warn_days, crit_days)
+        findings += _client_findings(state, Workspace(state.base_dir, state.inventory.cluster), now, warn_days,
+                                     crit_days)
     rotation = RotationRecord(state.rotation)
     if rotation:
         if rotation.last_error:
@@ -92,6 +101,25 @@ def _down_by_expiry(state: State, served: dict[str, dt.datetime | None], now: dt
         return []
     return [Finding(FAIL, "expiry", f"The cluster is down by expiry: {recovery.why.split('. ')[0]}; bring it back with "
                                 f"`{RECOVER}`.")]
+
+
+def _client_findings(state: State, ws: Workspace, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:
+    """A client whose certificate is not in the local certs dir is judged by the newest one certrotate issued it;
+    with none known, its expiry cannot be checked from here, and `check` says so."""
+    findings = []
+    for client in state.inventory.clients:
+        if (ws.local_certs_dir / client_cert_name(client.user)).is_file():
+            continue  # judged with the certs dir above
+        not_after = recover.newest_client_certificate(ws, state, client.user)
+        if not_after is None:
+            findings.append(Finding(WARN, "certs-dir", f"cannot check client {client.user}: "
+                                    f"{ws.local_certs_dir / client_cert_name(client.user)} does not exist and no "
+                                    "finished rotation issued it a certificate, so its expiry is unknown."))
+            continue
+        finding = expiry_problem(f"client {client.user}'s newest certificate", not_after, now, warn_days, crit_days)
+        if finding:
+            findings.append(finding)
+    return findings
 
 
 def _served_findings(what: str, probe, now: dt.datetime, warn_days: int, crit_days: int) -> list[Finding]:

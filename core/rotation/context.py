@@ -26,6 +26,7 @@ from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
 from core.remote.ssh import HostSession, SshPool
 from core.rotation import kinds
 from core.rotation.authority import authority_for
+from core.rotation.contract import Contract
 from core.rotation.executor import Executor
 from core.rotation.kinds import Kind
 from core.rotation.model import Action, ExportFiles, Progress, Reporter, RunCommand, WriteFiles, describe_plan, silent
@@ -67,6 +68,7 @@ class Run:
         # so every change to it and every save happen under this lock.
         self.lock = threading.RLock()
         self.executor = Executor(pool, report, verify_timeout=state.inventory.cluster.verify_timeout_seconds)
+        self.contract = Contract(self)  # compares each host's actions with the last preview
 
     @property
     def inventory(self):
@@ -127,6 +129,7 @@ class Run:
         if self.dry_run:
             self.plans.setdefault(host, []).extend(describe_plan(actions))
             return
+        self.contract.before_host(host, step, describe_plan(actions))
         if not actions:
             self.report(Progress(host, step, "skipped", "already done"))
             return

@@ -31,7 +31,7 @@ from core.errors import BadInput, CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
 from core.remote.ssh import SshPool
-from core.rotation import client_proof, deliveries, kinds, lifecycle, proof_record
+from core.rotation import client_proof, contract, deliveries, kinds, last_error, lifecycle, proof_record
 from core.rotation import signers as signers_mod
 from core.rotation.clients import (
     check_clients_hold_new_leaves,
@@ -67,12 +67,15 @@ def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **opt
     if state.rotation:
         raise BadInput(
             f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
-            f"{state.phase}; run `advance` to continue it or `rollback` to undo it."
+            f"{state.phase}; run `certrotate advance` to continue it or `certrotate rollback` to undo it "
+            "(in the wizard: n, or b)."
         )
     if kind.open is not None:  # the kind decides or stages for itself (ui: the operator's files; recover: expiry)
         if kind.observes_nodes:
             options["served"] = served_not_after(state)
-        return kind.open(state, now=now, **options)
+        rotation = kind.open(state, now=now, **options)
+        contract.stage_new_cas(state)  # a recovery's new CA too: the preview shows what the run installs
+        return rotation
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     organisation_ca = signer_select.check_start(ws, kind.name, options.pop("new_ca", None))  # start ca --new-ca FILE
@@ -84,6 +87,7 @@ def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **opt
     if organisation_ca is not None:  # the new CA is the organisation's: found there by core.signers.select.rotation_ca
         files.write_public(ws.rotation_dir(rotation_id) / CA_CERT, organisation_ca, overwrite=False)
     state.record("start", at=real_now, detail=f"{kind.name} rotation {rotation_id}")
+    contract.stage_new_cas(state)  # every preview and the run then use this one CA
     return state.rotation
 
 
@@ -228,21 +232,38 @@ def advance(state: State, pool: SshPool, *, now: dt.datetime | None = None, yes:
         return Outcome("idle", finished=False)
     delivery = deliveries.for_cluster(state.inventory.cluster)
     run = Run(state, pool, now=now, yes=yes, dry_run=dry_run, report=report, delivery=delivery)
-    run.record_view().last_error = None
-    while state.rotation:
-        phase = state.phase
-        step = delivery.pending_step(state) or PHASE_STEPS[phase]
-        gate = step(run)
-        if run.dry_run:
-            order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
-            order += [host for host in run.plans if host not in order]  # e.g. Kubernetes regions
-            plans = {host: run.plans[host] for host in order if host in run.plans}
-            return Outcome(phase, gate=gate, plan=plans)
-        if gate is not None:
-            run.record("gate", detail=gate.reason)
-            run.save()
-            return Outcome(phase, gate=gate)
+    last_error.clear(run)
+    phase = state.phase
+    try:
+        while state.rotation:
+            phase = state.phase
+            step = delivery.pending_step(state) or PHASE_STEPS[phase]
+            gate = step(run)
+            if run.dry_run:
+                return _preview(run, phase, gate)
+            run.contract.step_done(phase)
+            if gate is not None:
+                run.record("gate", detail=gate.reason)
+                run.save()
+                return Outcome(phase, gate=gate)
+    except CertRotateError as error:
+        last_error.remember(run, phase, error)
+        raise
     return Outcome("idle", finished=True)
+
+
+def _preview(run: Run, phase: str, gate: Gate | None) -> Outcome:
+    """A dry run's outcome. At the wait gate it is the leaf step as it will run once the gate opens."""
+    state = run.state
+    held = None
+    if phase == "wait" and run.delivery.pending_step(state) is None:
+        held, phase = gate, "leaf"
+        gate = phase_leaf(run)
+    order = [n.name for n in state.inventory.nodes] + [client_key(c) for c in state.inventory.clients]
+    order += [host for host in run.plans if host not in order]  # e.g. Kubernetes regions
+    plans = {host: run.plans[host] for host in order if host in run.plans}
+    plan_digest = contract.safe_remember_preview(run, phase, plans)
+    return Outcome(phase, gate=gate, plan=plans, digest=plan_digest, held_by=held)
 
 
 # -- operator confirmations --------------------------------------------------------------------

@@ -158,6 +158,8 @@ class Outcome:
     gate: Gate | None = None
     finished: bool = False
     plan: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    digest: str = ""  # a dry run's plan digest (core.rotation.contract)
+    held_by: Gate | None = None  # a dry run past a gate: the gate that still holds the step shown
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from core.errors import CertRotateError, StepFailed
 from core.remote import remote_files
 from core.remote.probes import wait_for_fingerprint
 from core.remote.ssh import HostSession
+from core.rotation import untouched
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
 from core.rotation.model import PROBES, Probe, Progress
 
@@ -50,6 +51,10 @@ def restore_everything(run: Run) -> None:
         try:
             rollback_host(run, host, name)
         except CertRotateError as error:
+            if not untouched.touched(run.state, name):
+                run.report(Progress(name, "rollback", "skipped", untouched.skipped_line(name, error)))
+                run.record("rollback: skipped", host=name, detail="untouched by the rotation and unreachable")
+                continue
             failures.append(str(error))
             run.report(Progress(name, "rollback", "failed", str(error)))
     before = run.ws.rotation_dir(run.rid) / run.authority.before_name

@@ -9,15 +9,14 @@ combined one. Which CA (node CA or client CA) is replaced is the run's `Authorit
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from core import files, pki
-from core.config.workspace import ensure_ca
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
+from core.rotation import contract
 from core.rotation.authority import authority_for
 from core.rotation.context import Run
 from core.signers import select as signer_select
@@ -33,21 +32,9 @@ class RotationBundles(NamedTuple):
 
 def new_ca(run: Run) -> pki.Issued:
     """The rotation's new CA (kind ca, client-ca), or the cluster's first CA (kind init); made once, found again."""
-    cluster = run.inventory.cluster
-    authority = run.authority
-    token_label = cluster.pkcs11_key_label or ""
-    if run.kind.first_install:
-        key_path, cert_path = authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file
-        name = authority.common_name
-    else:
-        key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
-        name = f"{authority.common_name} {run.rid}"
-        token_label = f"{token_label}-{run.rid}"
-    # core.signers: a key file (plain or encrypted), a key made in the token, or the organisation's new CA.
-    ca = signer_select.rotation_ca(run.ws, key_path=key_path, cert_path=cert_path, key_label=token_label,
-                                   key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
-                                   now=pki.utcnow(), common_name=name, dry_run=run.dry_run,
-                                   current_key=None if run.kind.first_install else authority.key_path)
+    where = contract.new_ca_files(run.ws, run.authority, run.kind.first_install, run.rid)  # made at start
+    key_path, cert_path = where.key_path, where.cert_path
+    ca = contract.make_new_ca(run.ws, run.authority, run.kind.first_install, run.rid)
     if not run.dry_run and run.record_view().note_new_ca(ca.fingerprint, run.ws.relative(key_path),
                                                          run.ws.relative(cert_path)):
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
@@ -144,20 +131,15 @@ def _client_signing_ca(run: Run, node_ca: pki.Issued | None, rotated: RotationBu
 
 def _first_client_ca(run: Run) -> pki.Issued:
     """A first install with a client CA makes it beside the CA (its key at cluster.client_ca_key)."""
-    authority = authority_for(run.ws, "client")
-    return ensure_ca(authority.key_path, run.ws.rotation_dir(run.rid) / authority.bundle_file,
-                     key_type=run.inventory.cluster.key_type,
-                     lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
-                     common_name=authority.common_name, dry_run=run.dry_run)
+    return contract.make_new_ca(run.ws, authority_for(run.ws, "client"), True, run.rid)
 
 
 def _replacement_client_ca(run: Run) -> pki.Issued:
     """A recovery replaces every CA at once: the client CA's successor, beside the rotation's files."""
     authority = authority_for(run.ws, "client")
-    key_path, cert_path = authority.new_key_path(run.rid), run.ws.rotation_dir(run.rid) / authority.bundle_file
-    ca = ensure_ca(key_path, cert_path, key_type=run.inventory.cluster.key_type,
-                   lifetime=dt.timedelta(days=run.inventory.cluster.ca_lifetime_days), now=pki.utcnow(),
-                   common_name=f"{authority.common_name} {run.rid}", dry_run=run.dry_run)
+    where = contract.new_ca_files(run.ws, authority, False, run.rid)
+    ca = contract.make_new_ca(run.ws, authority, False, run.rid)
+    key_path, cert_path = where.key_path, where.cert_path
     if not run.dry_run and run.record_view().note_new_client_ca(ca.fingerprint, run.ws.relative(key_path),
                                                                 run.ws.relative(cert_path)):
         run.record("new client CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)

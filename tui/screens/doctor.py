@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -114,7 +114,9 @@ class DoctorScreen(Screen[None]):
             yield Static(id="doctor-findings")
         with Horizontal(classes="form-row"):
             yield Label("Explain error", classes="form-label")
-            yield Input(id="doctor-error", placeholder="paste what a client printed, e.g. tlsv1 alert unknown ca")
+            # select_on_focus off: a character typed elsewhere on the screen moves focus here and must stay
+            yield Input(id="doctor-error", select_on_focus=False,
+                        placeholder="paste what a client printed, e.g. tlsv1 alert unknown ca")
         yield Static(id="doctor-explanation")
         yield Footer()
 
@@ -124,6 +126,20 @@ class DoctorScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    def on_key(self, event: events.Key) -> None:
+        """Typing on this screen goes into Explain error, wherever the focus was (t is not time travel here).
+
+        An operator pastes or types a client's error message without clicking the field
+        first; the characters must not reach the app's one-letter keys (t, o, q).
+        """
+        if not event.is_printable or self.app.typing_into_field() or event.character == "?":
+            return
+        field = self.query_one("#doctor-error", Input)
+        field.focus()
+        field.insert_text_at_cursor(event.character or "")
+        event.stop()
+        event.prevent_default()
 
     @on(Select.Changed, "#doctor-target")
     @on(Button.Pressed, "#doctor-run")

@@ -55,7 +55,7 @@ class HelpScreen(ModalScreen[None]):
             rows.append(f"| `{key}` | {binding.description} |")
         rows.append("| `ctrl+p` | Command palette: every action by name |")
         with VerticalScroll(id="help-dialog", classes="dialog"):
-            yield Label("certrotate — help", classes="dialog-title")
+            yield Label("certrotate — help   (Esc closes it)", classes="dialog-title")
             yield Markdown(GUIDE + "\n**Keys on this screen**\n\n" + "\n".join(rows))
 
     def action_close(self) -> None:

@@ -34,11 +34,11 @@ from tui.widgets.phase_timeline import PhaseTimeline
 class HomeScreen(Screen):
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Start a CA rotation, first-time setup, or a leaf-only rotation"),
-        Binding("n", "run_next", "Run next", tooltip="Run every step that is ready, with live progress"),
+        Binding("n", "run_next", "Run next…", tooltip="Show what the next step will do; Enter there runs it"),
         Binding("p", "preview", "Preview", tooltip="Dry run: every file and command per host, nothing changed"),
         Binding("c", "confirm", "Confirm", tooltip="Tick the manually delivered clients that have their files"),
         Binding("b", "rollback", "Roll back", tooltip="Return every host to its files from before the rotation"),
-        Binding("r", "refresh", "Refresh", tooltip="Log in to every host and probe what it serves"),
+        Binding("r", "refresh_now", "Refresh", tooltip="Log in to every host and probe what it serves"),
         Binding("i", "inspect", "Inspect", tooltip="Subject, SANs, issuer, validity of a file or a served cert"),
         Binding("d", "doctor", "Doctor", tooltip="Diagnose a node or client: every check, with its cause and fix"),
     ]
@@ -47,6 +47,7 @@ class HomeScreen(Screen):
         super().__init__()
         self.refreshes = 0  # finished host refreshes, for anyone waiting on one
         self._refresh_again = False
+        self._announce_refresh = False  # `r` was pressed: say when the refresh is done
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -197,18 +198,22 @@ class HomeScreen(Screen):
         self.app.push_screen(UiCertScreen(self.app.state), chosen)
 
     def action_run_next(self) -> None:
+        """Two deliberate actions change a node: `n` shows the plan, Enter on it runs."""
+        self.action_preview(confirming=True)
+
+    def run_step_now(self) -> None:
         from tui.screens.run_step import RunStepScreen
 
         self.app.push_screen(RunStepScreen("advance"), self._after_run)
 
-    def action_preview(self) -> None:
+    def action_preview(self, confirming: bool = False) -> None:
         from tui.screens.dry_run import DryRunScreen
 
         def chosen(answer: str | None) -> None:
             if answer == "run":
-                self.action_run_next()
+                self.run_step_now()
 
-        self.app.push_screen(DryRunScreen(), chosen)
+        self.app.push_screen(DryRunScreen(confirming=confirming), chosen)
 
     def action_confirm(self) -> None:
         from tui.screens.confirm_gate import ConfirmGateScreen
@@ -247,6 +252,14 @@ class HomeScreen(Screen):
                 self.say("The step stopped; the reason is under Next above.", error=True)
             else:
                 self.say(summary, error=bool(error))
+        self.action_refresh()
+
+    def action_refresh_now(self) -> None:
+        """`r`: the same refresh as after every step, said aloud so the operator sees it happened."""
+        if self.app.state is None:
+            return
+        self._announce_refresh = True
+        self.notify("Probing every host…", title="Refresh", timeout=2)
         self.action_refresh()
 
     def action_refresh(self) -> None:
@@ -297,9 +310,10 @@ class HomeScreen(Screen):
                     self.notify(str(error), title="Not started", severity="error")
                     return
         self.app.state = state
-        self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. Press n to run it.")
+        self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. "
+                 "Press n to see what its first step will do.")
         if run_now:
-            self.action_run_next()
+            self.run_step_now()
 
     def ask_for_shorter_wait(self, kind: str, sentence: str, longest: int) -> None:
         """The CA ends before the usual wait would: start only with a wait the operator chose here."""
@@ -343,6 +357,10 @@ class HomeScreen(Screen):
             finally:
                 await asyncio.to_thread(pool.close)
         self.refreshes += 1
+        if self._announce_refresh:
+            self._announce_refresh = False
+            self.notify(f"Every host was probed again ({len(state.inventory.nodes) + len(state.inventory.clients)} "
+                        "hosts); the table shows what they serve now.", title="Refreshed", timeout=4)
         if self._refresh_again:
             self._refresh_again = False
             self.refresh_hosts()

@@ -40,7 +40,7 @@ def rollback_summary(state: State) -> str:
 class RollbackScreen(ModalScreen[bool]):
     BINDINGS = [
         Binding("y", "roll_back", "Roll back"),
-        Binding("escape,n", "cancel", "Cancel"),
+        Binding("escape", "cancel", "Cancel"),  # never n: on the overview n is Run next
     ]
 
     def __init__(self, state: State) -> None:
@@ -53,7 +53,7 @@ class RollbackScreen(ModalScreen[bool]):
             yield Static(self.summary, id="rollback-summary", classes="dialog-text", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Roll back (y)", id="rollback-yes", variant="error")
-                yield Button("Cancel (n)", id="rollback-no", variant="primary")
+                yield Button("Cancel (esc)", id="rollback-no", variant="primary")
 
     @on(Button.Pressed, "#rollback-yes")
     def action_roll_back(self) -> None:

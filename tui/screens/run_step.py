@@ -27,6 +27,7 @@ from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import when
+from core.rotation.contract import PLAN_LINE
 from tui.widgets.host_progress import FINAL, HostProgress
 
 if TYPE_CHECKING:
@@ -187,7 +188,8 @@ class RunStepScreen(Screen[tuple[str, str]]):
     @on(Progressed)
     def show_progress(self, message: Progressed) -> None:
         event = message.event
-        self.query_one(HostProgress).show(event)
+        if not (event.heading and event.host == PLAN_LINE):  # the executed plan's digest: a log line, not a host
+            self.query_one(HostProgress).show(event)
         line = Text(f"{event.host:<20} {event.step:<8} ")
         line.append(f"{event.status:<8}", style=STATUS_STYLES.get(event.status, ""))
         line.append(f" {event.detail}")

@@ -12,8 +12,8 @@ from tui.view import NextStep, when
 
 KEYS = {
     "start": "Press s to start one.",
-    "run": "Press n to run it, or p to preview every file and command first.",
-    "schedule": "Come back then (press n then to run the leaf step).",
+    "run": "Press n to see every file and command it will change, then Enter to run it.",
+    "schedule": "Come back then (n then Enter runs the leaf step); p previews it now.",
     "confirm": "Press c to open the checklist.",
 }
 
