@@ -154,6 +154,11 @@ def discard(state: State, report) -> list[str]:
         if client.delivered_over_ssh:
             continue
         removed += _remove_exports(ws, state, client, report)
+    cluster = state.inventory.cluster
+    if cluster.signer == "pkcs11" and record.new_ca:
+        # certrotate never deletes a key inside the token; the operator decides (the label names the rotation)
+        report(Progress(LOCAL, "rollback", "warning", f"the new CA's key {cluster.pkcs11_key_label or ''}-{record.id} "
+                        "stays in the token; delete it there if nothing else should ever use it", heading=True))
     for label, sentence in manual_clients_after(state):
         report(Progress(label, "rollback", MANUAL, sentence))
     return removed

@@ -21,6 +21,7 @@ from core.pki import Issued
 from core.pki.keys import load_private_key
 from core.remote import probes, remote_files
 from core.remote.ssh import HostSession, SshPool
+from core.rotation import linked_certs
 from core.rotation.model import (
     Action,
     ExpectAccepted,
@@ -30,6 +31,7 @@ from core.rotation.model import (
     Progress,
     Reporter,
     RunCommand,
+    SwapLinkedDir,
     WriteFiles,
     silent,
 )
@@ -115,6 +117,9 @@ class Executor:
                 self._expect_accepted(action, step)
             elif isinstance(action, ExportFiles):
                 self._export(action, step)
+            elif isinstance(action, SwapLinkedDir):
+                assert session is not None
+                linked_certs.apply(session, action, step, self.report)
 
     def _write(self, session: HostSession | None, action: WriteFiles, step: str) -> None:
         assert session is not None

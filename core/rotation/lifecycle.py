@@ -10,12 +10,13 @@ import dataclasses
 import datetime as dt
 
 from core import files, pki
+from core.config.inventory import ClientConfig
 from core.config.record import client_key, history_entry
 from core.errors import CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import client_cert_name, client_key_name
 from core.remote import remote_files
-from core.rotation import archive, discard, proof_record
+from core.rotation import archive, discard, linked_certs, proof_record
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
 from core.rotation.model import Progress
 
@@ -83,6 +84,8 @@ def close_retire(run: Run, final: bytes, old_bundle: bundle.Bundle) -> None:
 
 def _archive_old_key(run: Run) -> dict[str, str]:
     """The old CA key into `retired/` beside it (core.rotation.archive); the history says where."""
+    if run.inventory.cluster.signer != "local":
+        return {}  # the old key is in the token or with the organisation's CA: not a file of ours to move
     old_key = run.authority.key_path
     # The other CA's key stays in force (it may even be the same file, when one key serves both).
     other = run.ws.client_ca_key_path if run.authority.key_field == "ca_key" else run.ws.ca_key_path
@@ -122,6 +125,10 @@ def finish(run: Run, outcome: str, recorded: dict | None = None) -> None:
     for host in ssh_hosts(run.inventory):
         try:
             session = run.session(host)
+            if isinstance(host, ClientConfig):  # a symlinked certs dir's superseded versions (linked_certs)
+                for detail in linked_certs.clean_up(session, host.certs_dir):
+                    run.record("versions", host=host_name(host), detail=detail)
+                    run.report(Progress(host_name(host), "finish", "running", detail))
             for step in BACKUP_STEPS:
                 remote_files.remove_backup(session, f"{run.rid}.{step}")
         except CertRotateError as error:

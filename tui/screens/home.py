@@ -20,10 +20,11 @@ from core.config.inventory import NodeConfig
 from core.config.record import RotationRecord
 from core.rotation.kinds.ca import WaitTooLong
 from core.config.state import State
-from core.errors import CertRotateError
+from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
+from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import kind_title
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel
@@ -307,15 +308,23 @@ class HomeScreen(Screen):
     @work(group="core", exit_on_error=False)
     async def start_rotation(self, kind: str, run_now: bool = False, **options: str) -> None:
         async with self.app.core_gate:
-            try:
-                state = await asyncio.to_thread(operations.start, self.app.state_path, kind, **options)
-            except WaitTooLong as error:
-                self.ask_for_shorter_wait(kind, str(error), error.longest)
-                return
-            except CertRotateError as error:
-                self.say(str(error), error=True)
-                self.notify(str(error), title="Not started", severity="error")
-                return
+            for attempt in range(MAX_TRIES):
+                try:
+                    state = await asyncio.to_thread(operations.start, self.app.state_path, kind, **options)
+                    break
+                except SecretNeeded as needed:  # an encrypted CA key or a token: ask, then try again
+                    if attempt < MAX_TRIES - 1 and await ask_secret(self.app, needed):
+                        continue
+                    self.say(str(needed), error=True)
+                    self.notify(str(needed), title="Not started", severity="error")
+                    return
+                except WaitTooLong as error:
+                    self.ask_for_shorter_wait(kind, str(error), error.longest)
+                    return
+                except CertRotateError as error:
+                    self.say(str(error), error=True)
+                    self.notify(str(error), title="Not started", severity="error")
+                    return
         self.app.state = state
         self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. "
                  "Press n to see what its first step will do.")

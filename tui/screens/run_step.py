@@ -19,12 +19,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.config.record import RotationRecord
+from core.errors import CertRotateError, SecretNeeded
 from core.config.state import State
-from core.errors import CertRotateError
 from core.rotation import kinds
 from core.rotation.discard import MANUAL
 from tui import operations
 from tui.screens.host_key import settle_host_keys
+from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import when
 from core.rotation.contract import PLAN_LINE
 from tui.widgets.host_progress import FINAL, HostProgress
@@ -118,8 +119,15 @@ class RunStepScreen(Screen[tuple[str, str]]):
                 elif self.operation == "rollback":
                     self.outcome = await asyncio.to_thread(operations.rollback, state, pool, report=self.report)
                 else:
-                    self.outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock,
-                                                           report=self.report)
+                    for attempt in range(MAX_TRIES):
+                        try:
+                            self.outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock,
+                                                                   report=self.report)
+                            break
+                        except SecretNeeded as needed:  # an encrypted CA key or a token: ask, then run again
+                            if attempt == MAX_TRIES - 1 or not await ask_secret(app, needed):
+                                raise
+                            state = self._state = await asyncio.to_thread(operations.load, app.state_path)
             except CertRotateError as failure:
                 error = str(failure)
             finally:
@@ -176,6 +184,9 @@ class RunStepScreen(Screen[tuple[str, str]]):
             return f"Phase {outcome.phase}."
         if gate.kind == "schedule":
             return f"Phase {outcome.phase}: waiting until {when(gate.until)} UTC — {gate.reason}."
+        if gate.kind == "certificates":
+            return (f"Phase {outcome.phase}: waiting for signed certificates — {gate.reason}. Still missing: "
+                    f"{', '.join(gate.items)}; press n on the overview once they are there.")
         return (f"Phase {outcome.phase}: waiting for your confirmation — {gate.reason} ({', '.join(gate.items)}); "
                 "press c on the overview.")
 
