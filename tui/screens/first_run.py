@@ -100,8 +100,8 @@ def check_inventory(data: dict[str, Any], source: str) -> None:
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
-    from core.config.autopilot_policy import parse_policy
     from core.config import state as state_mod
+    from core.config.autopilot_policy import parse_policy
     from core.config.inventory import parse_inventory
 
     inventory = parse_inventory(data, "", str(path))
