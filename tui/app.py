@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import unicodedata
 import datetime as dt
+import unicodedata
 from functools import partial
 from pathlib import Path
 from typing import Iterable

@@ -10,8 +10,8 @@ from core import pki
 from core.config.inventory import check_ocsp_url
 from core.durations import format_hours, parse_go_duration
 from core.pki import certs_dir
-from core.signers import credentials
 from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
+from core.signers import credentials
 from core.tools import cert_commands
 
 DEFAULT_WARN_DAYS = 30

@@ -123,8 +123,8 @@ def _client_proofs(state: state_mod.State) -> dict[str, Any]:
     """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
     if not state.rotation and state.history:
         return dict(state.history[-1].get("client_proofs", {}))
-    records = state.rotation.get("clients", {})
-    return {client_key(c): proof_record.proof_of(records.get(client_key(c), {}))
+    record = RotationRecord(state.rotation)
+    return {client_key(c): proof_record.proof_of(record.client(client_key(c)).data)
             for c in state.inventory.clients if c.delivered_over_ssh}
 
 

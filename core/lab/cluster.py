@@ -45,10 +45,9 @@ As a normal user everything runs as, and logs in as, that user.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import atexit
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import os

@@ -52,8 +52,8 @@ from core.remote.remote_files import (
     _lstat,
     _read,
     _remove_quietly,
-    _Replacement,
     _replace_without_sync,
+    _Replacement,
     _sync_dirs,
     _write_temp,
 )

@@ -29,8 +29,17 @@ from core.rotation.authority import authority_for
 from core.rotation.contract import Contract
 from core.rotation.executor import Executor
 from core.rotation.kinds import Kind
-from core.rotation.model import (Action, ExportFiles, Progress, Reporter, RunCommand, SwapLinkedDir, WriteFiles,
-                                 describe_plan, silent)
+from core.rotation.model import (
+    Action,
+    ExportFiles,
+    Progress,
+    Reporter,
+    RunCommand,
+    SwapLinkedDir,
+    WriteFiles,
+    describe_plan,
+    silent,
+)
 
 MAX_PARALLEL_HOSTS = 16
 BACKUP_STEPS = ("trust", "leaf", "retire")  # each step backs up into <rotation id>.<step> on the host

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import files, pki
+from core.config.record import RotationRecord
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import CertRotateError
-from core.config.record import RotationRecord
 from core.rotation import kinds
 from core.rotation.authority import Authority, authority_for
 from core.rotation.model import Progress

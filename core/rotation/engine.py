@@ -30,6 +30,7 @@ from core.config.workspace import Workspace
 from core.errors import BadInput, CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
+from core.remote.probes import probe_sql
 from core.remote.ssh import SshPool
 from core.rotation import client_proof, contract, deliveries, kinds, last_error, lifecycle, proof_record
 from core.rotation import signers as signers_mod
@@ -39,7 +40,6 @@ from core.rotation.clients import (
     deliver_bundle,
     deliver_client_leaves,
 )
-from core.remote.probes import probe_sql
 from core.rotation.context import MAX_PARALLEL_HOSTS, Run
 from core.rotation.kinds import FULL_PHASES
 from core.rotation.model import Gate, Outcome, Reporter, silent

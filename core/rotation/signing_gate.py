@@ -10,8 +10,8 @@ while a certificate is missing, so a half-signed set never reaches the cluster.
 from __future__ import annotations
 
 from core import pki
-from core.errors import BadInput
 from core.config.workspace import ensure_client_leaf
+from core.errors import BadInput
 from core.rotation.context import Run
 from core.rotation.model import Gate
 from core.rotation.node_leaves import node_leaves

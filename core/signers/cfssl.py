@@ -26,8 +26,8 @@ from typing import Any
 from cryptography import x509
 
 from core import files, pki
-from core.signers.paths import resolve_local
 from core.errors import BadInput, StepFailed
+from core.signers.paths import resolve_local
 from core.signers.request import CaObject, CertificateRequest
 
 TIMEOUT = 30

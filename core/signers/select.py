@@ -19,9 +19,9 @@ from cryptography import x509
 from core import files, pki
 from core.errors import BadInput
 from core.pki import bundle
+from core.pki.certs_dir import load_ca
 from core.pki.keys import key_matches_certificate, load_private_key, private_key_pem
 from core.signers import EXTERNAL_SIGNERS, credentials
-from core.pki.certs_dir import load_ca
 
 
 def load_local_ca(cert_path: Path, key_path: Path) -> pki.Issued:
@@ -127,7 +127,7 @@ def probe_ca(ws: Any, key_path: Path, old_bundle: bundle.Bundle) -> Any | None:
     if signer in EXTERNAL_SIGNERS:
         return None
     if signer == "pkcs11":
-        from core.signers.token import TokenSettings, session_for, TokenCA
+        from core.signers.token import TokenCA, TokenSettings, session_for
         session = session_for(TokenSettings.of(ws.cluster, ws.base_dir))
         for entry in old_bundle.entries:
             private = session.private_key_for(entry.certificate.public_key())

@@ -23,10 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from core import pki
-from core.signers.paths import resolve_local
 from core.errors import BadInput, SecretNeeded, StepFailed
 from core.pki.keys import KEY_TYPES, PublicKey, check_key_type
 from core.signers import credentials
+from core.signers.paths import resolve_local
 from core.signers.request import CaObject
 from core.signers.resign import family_of, sign_builder_with
 

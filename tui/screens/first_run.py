@@ -102,8 +102,8 @@ def check_inventory(data: dict[str, Any], source: str) -> None:
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
     """The state file, and the directory for the CA key (`safe/`), made 0700 if it is not there yet."""
-    from core.config.autopilot_policy import parse_policy
     from core.config import state as state_mod
+    from core.config.autopilot_policy import parse_policy
     from core.config.inventory import parse_inventory, resolve_local
 
     inventory = parse_inventory(data, "", str(path))

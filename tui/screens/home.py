@@ -18,10 +18,10 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config.inventory import NodeConfig
 from core.config.record import RotationRecord
-from core.rotation.kinds.ca import WaitTooLong
 from core.config.state import State
 from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
+from core.rotation.kinds.ca import WaitTooLong
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
@@ -245,7 +245,9 @@ class HomeScreen(Screen):
                 self.confirm_clients(items)
 
         exports = {item: operations.export_dir(state, item.split("@")[0]) for item in items}
-        from core.rotation import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
+        from core.rotation import (
+            kubernetes_manifests as kubernetes,  # imported on use: start-up stays light for SSH clusters
+        )
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
         self.app.push_screen(ConfirmGateScreen(reason, list(items), exports, instructions), chosen)

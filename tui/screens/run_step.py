@@ -19,15 +19,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.config.record import RotationRecord
-from core.errors import CertRotateError, SecretNeeded
 from core.config.state import State
+from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
+from core.rotation.contract import PLAN_LINE
 from core.rotation.discard import MANUAL
 from tui import operations
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import when
-from core.rotation.contract import PLAN_LINE
 from tui.widgets.host_progress import FINAL, HostProgress
 
 if TYPE_CHECKING:
