@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from core.config.record import RotationRecord
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.rotation import discard
@@ -47,7 +48,7 @@ def _local_line(state: State) -> str:
     ws = Workspace(state.base_dir, state.inventory.cluster)
     keys = [ws.relative(path) for path in discard.abandoned_ca_files(state) if path.suffix == ".key"]
     what = f"the new CA key {', '.join(keys)} and its certificate" if keys else "the new certificates"
-    staged = ws.relative(ws.rotation_dir(str(state.rotation.get("id", ""))))
+    staged = ws.relative(ws.rotation_dir(RotationRecord(state.rotation).id))
     return (f"• On this machine: {what}, the certificates and keys staged in {staged}/ and the files exported for "
             "clients delivered by hand are removed (nothing will ever use them).")
 
