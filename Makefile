@@ -27,11 +27,14 @@ system-deps:
 	  fi; \
 	fi
 
-# The tests also run the clients people use (psql, Java 17 + PgJDBC, Go, Node: tests/test_client_stacks.py)
-# and drive the browser mode in Chromium (tests/test_tui_browser.py).
+# The tests also run the clients people use (psql, Java 17 + PgJDBC, Go, Node: tests/test_client_stacks.py),
+# drive the browser mode in Chromium (tests/test_tui_browser.py), and sign with the signers' real
+# counterparts: SoftHSM2 as a PKCS#11 token, CFSSL as an organisation's CA server.
 test-deps: system-deps
 	@if [ "$$(id -u)" = 0 ]; then \
 	  missing=""; \
+	  [ -e /usr/lib/softhsm/libsofthsm2.so ] || missing="$$missing softhsm2"; \
+	  command -v cfssl >/dev/null || missing="$$missing golang-cfssl"; \
 	  command -v psql >/dev/null || missing="$$missing postgresql-client-15"; \
 	  command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	  [ -f /usr/share/java/postgresql.jar ] || missing="$$missing libpostgresql-jdbc-java"; \

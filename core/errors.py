@@ -33,3 +33,16 @@ def named(host: str, error: CertRotateError) -> str:
     """The error's sentence, starting with the host's name once, not twice."""
     text = str(error)
     return text if text.startswith(host) else f"{host}: {text}"
+
+
+class SecretNeeded(BadInput):
+    """A CA key's passphrase or a token's PIN is missing or wrong; the wizard asks for it and tries again.
+
+    `secret` is "passphrase" or "pin"; `wrong` says a given one was refused (ask again, not the same).
+    """
+
+    def __init__(self, sentence: str, *, secret: str, source: str, wrong: bool = False):
+        super().__init__(sentence)
+        self.secret = secret
+        self.source = source
+        self.wrong = wrong

@@ -87,6 +87,11 @@ def test_client_ca_rotation_keeps_ca_crt_and_refuses_the_old_client_ca_only_afte
     ca_crt_before = {n.name: (n.certs_dir / "ca.crt").read_bytes() for n in lab.nodes}
     served_before = {n.name: sha256_fingerprint(served(lab, n)) for n in lab.nodes}
     old_client_ca = certs_in(lab.local_certs_dir / "ca-client.crt")[0]
+    # The operator's root certificate from before: certrotate refreshes the local copy when the rotation ends.
+    old_root = lab.workdir / "old-root"
+    old_root.mkdir()
+    for name in ("ca.crt", "client.root.crt", "client.root.key"):
+        shutil.copy2(lab.local_certs_dir / name, old_root / name)
 
     with LiveClient(lab, client_dir, "app", marker) as client:
         assert certrotate(lab, "start", "client-ca").returncode == 0
@@ -123,8 +128,10 @@ def test_client_ca_rotation_keeps_ca_crt_and_refuses_the_old_client_ca_only_afte
     with connect_tls(lab.nodes[0].address, export, "root", port=lab.nodes[0].sql_port,
                      ca_file=lab.local_certs_dir / "ca.crt") as conn:
         assert conn.execute("select current_user").fetchone()[0] == "root"
-    with pytest.raises(psycopg.OperationalError):
-        lab.connect_sql(lab.nodes[0], "root").close()  # the old client CA's certificate: refused now
+    with pytest.raises(psycopg.OperationalError):  # the old client CA's certificate: refused now
+        connect_tls(lab.nodes[0].address, old_root, "root", port=lab.nodes[0].sql_port).close()
+    with lab.connect_sql(lab.nodes[0], "root") as conn:  # the refreshed local copy: the new one
+        assert conn.execute("select current_user").fetchone()[0] == "root"
     state_text = lab.state_path.read_text()
     assert 'client_ca_key = "safe/ca-client-' in state_text and 'ca_key = "safe/ca.key"' in state_text
 

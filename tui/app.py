@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import unicodedata
 import datetime as dt
+import unicodedata
 from functools import partial
 from pathlib import Path
 from typing import Iterable
@@ -27,6 +27,7 @@ from core.config import state as state_mod
 from core.config.record import RotationRecord
 from core.config.state import State
 from core.errors import CertRotateError, LockHeld
+from tui.commands import BUILT_INS, CertRotateCommands
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
 
@@ -47,6 +48,7 @@ class CertRotateApp(App[int]):
 
     CSS_PATH = "certrotate.tcss"
     TITLE = "certrotate"
+    COMMANDS = {CertRotateCommands}  # the palette in the wizard's order (tui/commands.py)
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("f1,question_mark", "help", "Help", key_display="?"),
@@ -196,11 +198,18 @@ class CertRotateApp(App[int]):
         self.exit()
 
     async def action_quit(self) -> None:
-        """Quit, but not in the middle of a step: the lock must stay held while the engine works."""
+        """Quit, but not in the middle of a step: the lock must stay held while the engine works; and not over
+        a filled first-run form without asking (nothing of it is written before ctrl+s)."""
+        from tui.screens.discard_form import DiscardFormScreen
+        from tui.screens.first_run import FirstRunScreen
+
         running = self.core_work_running()
         if running:
             self.notify("A step is running; quit when it has finished (it saves the state file after every host).",
                         title="Not now", severity="warning")
+            return
+        if isinstance(self.screen, FirstRunScreen) and self.screen.filled():
+            self.push_screen(DiscardFormScreen(), lambda discard: self.exit() if discard else None)
             return
         self.exit()
 
@@ -239,7 +248,7 @@ class CertRotateApp(App[int]):
         self.notify(f"Wizard clock set to {self.clock:%Y-%m-%d %H:%M} UTC.", title="Time travel")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """certrotate's actions first (the screen's keys that do something now), then Theme, Keys and Quit."""
         for binding in getattr(screen, "BINDINGS", []):
             if not isinstance(binding, Binding) or binding.action.removeprefix("app.") in ("quit", "help", "ocsp"):
                 continue
@@ -255,6 +264,8 @@ class CertRotateApp(App[int]):
         yield SystemCommand("OCSP modes", "What security.ocsp.mode off, lax and strict do, and strict's lock-out risk",
                             self.action_ocsp)
         yield SystemCommand("Help", "How the wizard works, and every key", self.action_help)
+        built_in = {command.title: command for command in super().get_system_commands(screen)}
+        yield from (built_in[title] for title in BUILT_INS if title in built_in)
 
     def action_cloud_client_ca(self) -> None:
         from tui.screens.cloud_client_ca import DEFAULT_DIR, CloudClientCaScreen

@@ -9,9 +9,9 @@ from pathlib import Path
 from core import pki
 from core.config.inventory import check_ocsp_url
 from core.durations import format_hours, parse_go_duration
-from core.files import read_bytes
 from core.pki import certs_dir
 from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
+from core.signers import credentials
 from core.tools import cert_commands
 
 DEFAULT_WARN_DAYS = 30
@@ -22,7 +22,7 @@ def _common_flags(parser: argparse.ArgumentParser, *, lifetime: dt.timedelta, ca
     if ca_key:
         parser.add_argument("--ca-key", required=True, type=Path, help="path to the CA key (kept off the nodes)")
         parser.add_argument(
-            "--ca-key-passphrase-file", type=Path, help="file holding the CA key's passphrase (encrypts a new CA key)"
+            "--ca-key-passphrase-file", type=Path, help="file holding the CA key's passphrase (or CERTROTATE_CA_KEY_PASSPHRASE); create-ca encrypts the new key with it"
         )
     parser.add_argument("--key-size", type=int, default=2048, help="RSA key size in bits (default 2048)")
     parser.add_argument("--key-type", help="rsa-2048|rsa-3072|rsa-4096|ecdsa-p256|ecdsa-p384 (overrides --key-size)")
@@ -34,9 +34,9 @@ def _common_flags(parser: argparse.ArgumentParser, *, lifetime: dt.timedelta, ca
 
 def _options(args: argparse.Namespace) -> cert_commands.CertOptions:
     key_type = check_key_type(args.key_type) if args.key_type else key_type_for_rsa_bits(args.key_size)
-    passphrase = None
     if getattr(args, "ca_key_passphrase_file", None):
-        passphrase = read_bytes(args.ca_key_passphrase_file, "passphrase file").strip() or None
+        credentials.give_from_file(credentials.PASSPHRASE, args.ca_key_passphrase_file)
+    passphrase = credentials.passphrase()  # the file's, else CERTROTATE_CA_KEY_PASSPHRASE
     return cert_commands.CertOptions(
         certs_dir=args.certs_dir,
         ca_key=args.ca_key,

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     cloud_cli.register(subparsers)
     demo = subparsers.add_parser("demo", help="rehearsal cluster on loopback, with the wizard opened on it")
     demo.add_argument("--nodes", type=int, default=3, help="number of nodes (default 3)")
+    demo.add_argument("--expired", action="store_true",
+                      help="a cluster whose CA and every certificate expired 12 hours ago, to rehearse recovery")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -55,7 +57,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     require_terminal()  # before a cluster is started that nobody could see or stop
 
-    return run_demo(args.nodes)
+    return run_demo(args.nodes, expired=args.expired)
 
 
 def main(argv: list[str] | None = None) -> int:

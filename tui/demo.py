@@ -1,4 +1,4 @@
-"""`certrotate demo [--nodes N]`: a throwaway cluster on loopback and the wizard opened on it.
+"""`certrotate demo [--nodes N] [--expired]`: a throwaway cluster on loopback and the wizard opened on it.
 
 The lab (core.lab: an sshd, a PostgreSQL and a DB Console stand-in per node, an SSH-delivered
 client `app` and a manually delivered client `root`, and an example UI certificate from an
@@ -49,7 +49,10 @@ class _Signals:
         raise SystemExit(128 + signum)
 
 
-def run_demo(nodes: int = 3) -> int:
+def run_demo(nodes: int = 3, *, expired: bool = False) -> int:
+    import datetime as dt
+
+    from core import pki
     from core.lab import start_lab
     from core.lab.org_ca import write_example_ui_pair
     from tui.app import CertRotateApp
@@ -57,12 +60,16 @@ def run_demo(nodes: int = 3) -> int:
     with _Signals() as signals:
         print(f"certrotate demo: starting a {nodes}-node cluster on loopback (sshd + PostgreSQL per node)…",
               file=sys.stderr, flush=True)
-        lab = start_lab(None, nodes, ssh_clients=("app",), console=True)
+        # --expired: the 3 a.m. outage, dated so that the CA and every leaf ended 12 hours ago.
+        dates = ({"issued_at": pki.utcnow() - dt.timedelta(days=2), "ca_lifetime": dt.timedelta(hours=36)}
+                 if expired else {})
+        lab = start_lab(None, nodes, ssh_clients=("app",), console=True, **dates)
         try:
             write_example_ui_pair(lab)  # s then 5 rehearses installing a DB Console certificate
             print(lab.summary(), file=sys.stderr, flush=True)
             note = (f"Demo cluster on loopback ({lab.block}0/24); quitting stops it. "
-                    "Press t while the rotation waits to time travel.")
+                    + ("Its certificates expired 12 hours ago: rehearse the recovery." if expired else
+                       "Press t while the rotation waits to time travel."))
             app = CertRotateApp(lab.state_path, demo=True, demo_note=note)
             signals.app = app
             app.run()

@@ -21,7 +21,9 @@ from core.errors import BadInput
 from core.findings import exit_code
 from core.remote.ssh import SshPool
 from core.rotation import engine, kinds, proof_record
+from core.rotation.discard import MANUAL
 from core.rotation.model import Progress
+from tui import secret_flags
 
 
 def parse_now(text: str | None) -> dt.datetime | None:
@@ -35,7 +37,8 @@ def parse_now(text: str | None) -> dt.datetime | None:
 
 
 def print_progress(event: Progress) -> None:
-    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN"}.get(event.status, event.status)
+    mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN",
+            MANUAL: "BYHAND"}.get(event.status, event.status)
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
 
 
@@ -48,6 +51,8 @@ def print_preview_progress(event: Progress) -> None:
 def describe_gate(gate: engine.Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
+    if gate.kind == "certificates":
+        return f"waiting for signed certificates: {gate.reason}; still missing: {', '.join(gate.items)}; run advance again then."
     items = ", ".join(gate.items)
     return f"waiting for confirmation: {gate.reason} ({items}); confirm in the wizard or run advance --yes."
 
@@ -118,13 +123,14 @@ def _client_proofs(state: state_mod.State) -> dict[str, Any]:
     """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
     if not state.rotation and state.history:
         return dict(state.history[-1].get("client_proofs", {}))
-    records = state.rotation.get("clients", {})
-    return {client_key(c): proof_record.proof_of(records.get(client_key(c), {}))
+    record = RotationRecord(state.rotation)
+    return {client_key(c): proof_record.proof_of(record.client(client_key(c)).data)
             for c in state.inventory.clients if c.delivered_over_ssh}
 
 
 def _start(args: argparse.Namespace) -> int:
     path = Path(args.state)
+    secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
         takes_files = kinds.get(args.kind).asks_for_files
@@ -135,7 +141,9 @@ def _start(args: argparse.Namespace) -> int:
         options: dict[str, Any] = {"cert_path": args.cert, "key_path": args.key} if takes_files else {}
         if args.wait_days is not None:
             options["wait_days"] = args.wait_days
-        rotation = engine.start(state, args.kind, **options)
+        if args.new_ca:
+            options["new_ca"] = Path(args.new_ca)
+        rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **dict(options)))
         state_mod.save(state)
     record = RotationRecord(rotation)
     print(f"started {kinds.get(record.kind).title} {record.id} (phase {record.phase}); run `certrotate advance` next.")
@@ -149,6 +157,7 @@ def _start(args: argparse.Namespace) -> int:
 def _advance(args: argparse.Namespace) -> int:
     path = Path(args.state)
     now = parse_now(args.now)
+    secret_flags.apply(args)
     with state_mod.locked(path):
         state = state_mod.load(path)
         if not state.rotation:
@@ -156,7 +165,8 @@ def _advance(args: argparse.Namespace) -> int:
             return 0
         report = print_preview_progress if args.dry_run else print_progress
         with SshPool() as pool:
-            outcome = engine.advance(state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=report)
+            outcome = secret_flags.with_secrets(lambda: engine.advance(
+                state, pool, now=now, yes=args.yes, dry_run=args.dry_run, report=report))
     if args.dry_run:
         print(f"dry run of phase {outcome.phase} (plan {outcome.digest}): nothing was changed on any host.")
         if outcome.held_by:
@@ -171,6 +181,9 @@ def _advance(args: argparse.Namespace) -> int:
         return 0
     if outcome.finished:
         print("rotation finished; phase idle.")
+        retired = state.history[-1].get("retired_ca_key") if state.history else None
+        if retired:
+            print(f"The old CA key was moved to {retired} (kept for audits; it signs nothing in use).")
     elif outcome.gate:
         print(f"phase {outcome.phase}: {describe_gate(outcome.gate)}")
     return 0
@@ -185,12 +198,22 @@ def _rollback(args: argparse.Namespace) -> int:
         if not args.yes and not _confirm(f"Restore every host to its files from before rotation {state.rotation['id']}?"):
             print("rollback cancelled.")
             return 0
+        by_hand: list[str] = []
+
+        def report(event: Progress) -> None:
+            print_progress(event)
+            if event.status == MANUAL:
+                by_hand.append(event.host)
+
         with SshPool() as pool:
-            outcome = engine.rollback(state, pool, report=print_progress)
+            outcome = engine.rollback(state, pool, report=report)
     if outcome.gate:  # Kubernetes: the restore manifests wait for the operator
         print(f"rollback: {describe_gate(outcome.gate)}")
         return 0
-    print("rolled back; every host has its files from before the rotation. Phase idle.")
+    print("rolled back; every host certrotate reaches has its files from before the rotation. Phase idle.")
+    if by_hand:
+        print(f"Still to do by hand: give {', '.join(by_hand)} back the previous files named above "
+              "(certrotate cannot reach clients delivered by hand).")
     return 0
 
 
@@ -232,12 +255,16 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     start.add_argument("--wait-days", type=int, metavar="N",
                        help="ca: wait N days (not leaf_delay_days) between trust and new leaves, when the CA expires "
                             "too soon for the usual wait; you acknowledge that clients get less time")
+    start.add_argument("--new-ca", metavar="FILE", help="ca: the organisation's new CA certificate "
+                                                        '(signer = "cfssl" or "manual")')
+    secret_flags.add_flags(start)
     start.set_defaults(handler=_start)
 
     advance = subparsers.add_parser("advance", parents=[state_parent], help="run every step that is ready")
     advance.add_argument("--yes", action="store_true", help="give the operator confirmations (never skips a date)")
     advance.add_argument("--dry-run", action="store_true", help="print per host what would be written and run")
     advance.add_argument("--now", help="the clock schedule gates read (ISO 8601; rehearsal and tests)")
+    secret_flags.add_flags(advance)
     advance.set_defaults(handler=_advance)
 
     rollback = subparsers.add_parser("rollback", parents=[state_parent], help="undo the rotation in flight")

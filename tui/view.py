@@ -74,7 +74,9 @@ class Stage:
     note: str  # the date done or due, or why skipped
 
 
-def timeline(state: State) -> list[Stage]:
+def timeline(state: State, now: dt.datetime | None = None) -> list[Stage]:
+    """The four cards; `now` is the wizard's clock (time travel), so the cards and the next step agree."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     rotation = state.rotation
     if not rotation:
         last = state.history[-1] if state.history else None
@@ -91,10 +93,17 @@ def timeline(state: State) -> list[Stage]:
     wait_until = record.wait_until
     started = record.started
     due_estimate = started + dt.timedelta(days=delay) if started else None
+    waited = phase == "wait" and wait_until is not None and now >= wait_until
+    to_confirm = pending_confirmations(state, "trust_confirmed") if phase == "wait" and kind.authority == "node" else []
+    wait_note = (f"ended {when(wait_until)}" if waited else f"until {when(wait_until)}") if wait_until else \
+        f"{delay} days after trust"
+    if to_confirm:
+        wait_note += f"; to confirm: {', '.join(to_confirm)}"
     notes = {
         "trust": (f"done {when(record.trust_done_at)}" if order > 0 else f"started {when(started)}"),
-        "wait": (f"until {when(wait_until)}" if wait_until else f"{delay} days after trust"),
+        "wait": wait_note,
         "leaf": (f"done {when(record.leaf_done_at())}" if order > 2 else
+                 "due now" + (" (after the confirmations)" if to_confirm else "") if waited else
                  f"due {'' if wait_until else '≥ '}{day(wait_until or due_estimate)}"),
         "retire": "right after the new leaves" if order < 3 else "old CA leaves every bundle",
     }
@@ -105,13 +114,17 @@ def timeline(state: State) -> list[Stage]:
     return stages
 
 
+TRUST_CONFIRM_REASON = ("Each client below got the new CA bundle as files to deliver by hand; confirm that it has "
+                        "them and was restarted.")
+
+
 @dataclass(frozen=True)
 class NextStep:
     kind: str  # "start", "run", "schedule", "confirm"
     title: str
     reason: str
     until: dt.datetime | None = None
-    items: tuple[str, ...] = ()
+    items: tuple[str, ...] = ()  # what a confirmation waits for; at a schedule gate, what the wait also needs
     last_error: str = ""
 
 
@@ -182,19 +195,19 @@ def next_step(state: State, now: dt.datetime, served: dict[str, dt.datetime | No
                         last_error=error)
     if phase == "wait":
         until = record.wait_until
+        # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
+        pending = pending_confirmations(state, "trust_confirmed") if kind.authority == "node" else []
         if until is not None and now < until:
             days = (until - now).days
             waits = state.inventory.cluster.leaf_delay_days if record.wait_days is None else record.wait_days
             shortened = f" The wait was {record.wait_reason}." if record.wait_reason else ""
             return NextStep("schedule", f"Wait until {when(until)} UTC",
                             f"New leaf certificates wait {waits} days after the trust rollout so every client picks "
-                            f"up the new bundle ({days} days left).{shortened}", until=until, last_error=error)
-        # ca-client.crt is for the nodes only: a client CA rotation delivers clients nothing to confirm yet.
-        pending = pending_confirmations(state, "trust_confirmed") if kind.authority == "node" else []
+                            f"up the new bundle ({days} days left).{shortened}", until=until, items=tuple(pending),
+                            last_error=error)
         if pending:
-            return NextStep("confirm", "Confirm the manually delivered clients",
-                            "Each client below got the new CA bundle as files to deliver by hand; confirm that it "
-                            "has them and was restarted.", items=tuple(pending), last_error=error)
+            return NextStep("confirm", "Confirm the manually delivered clients", TRUST_CONFIRM_REASON,
+                            items=tuple(pending), last_error=error)
         return NextStep("run", "Run the leaf step",
                         "Issue new node certificates from the new CA and roll them out node by node (canary "
                         "first), each verified by the certificate it serves; then new client certificates.",

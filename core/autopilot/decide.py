@@ -15,7 +15,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from core.config.autopilot_policy import AutopilotPolicy
+from core.config.record import RotationRecord
 from core.config.state import State
+from core.rotation import kinds
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,19 @@ def _first(items: list[CertExpiry]) -> CertExpiry | None:
 
 
 def in_flight(state: State, now: dt.datetime) -> Decision:
-    rotation = state.rotation
-    kind, rid, phase = rotation.get("kind"), rotation.get("id"), state.phase
-    if rotation.get("last_error"):
-        return Decision("blocked", f"the {kind} rotation {rid} stopped in phase {phase}: {rotation['last_error']} "
+    rotation = RotationRecord(state.rotation)
+    kind, rid, phase = rotation.kind, rotation.id, state.phase
+    known = kinds.lookup(kind)
+    title = known.title if known else f"{kind} rotation"  # "the first-time setup …", not "the init rotation …"
+    if rotation.last_error:
+        return Decision("blocked", f"the {title} {rid} stopped in phase {phase}: {rotation.last_error} "
                                    "Fix the cause and run `certrotate advance` once; autopilot goes on after that.",
                         kind=kind)
-    until = rotation.get("wait_until")
-    if phase == "wait" and isinstance(until, dt.datetime) and now < until:
-        return Decision("wait", f"the {kind} rotation {rid} waits until {until:%Y-%m-%d %H:%M} UTC before its leaf "
+    until = rotation.wait_until
+    if phase == "wait" and until is not None and now < until:
+        return Decision("wait", f"the {title} {rid} waits until {until:%Y-%m-%d %H:%M} UTC before its leaf "
                                 "step", kind=kind, until=until)
-    return Decision("advance", f"continue the {kind} rotation {rid} (phase {phase})", kind=kind)
+    return Decision("advance", f"continue the {title} {rid} (phase {phase})", kind=kind)
 
 
 def decide(state: State, expiries: list[CertExpiry], policy: AutopilotPolicy, now: dt.datetime) -> Decision:

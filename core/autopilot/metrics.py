@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from core.autopilot.decide import CertExpiry
+from core.config.record import RotationRecord
 from core.config.state import State
 from core.diagnose.health import SEVERITY, Finding
 
@@ -65,7 +66,7 @@ def _rotation_metrics(registry, cluster: str, state: State) -> None:
                   ["cluster", "phase"], registry=registry)
     for name in PHASES:
         phase.labels(cluster, name).set(1 if state.phase == name else 0)
-    wait_until = _seconds(state.rotation.get("wait_until")) if state.rotation else None
+    wait_until = _seconds(RotationRecord(state.rotation).wait_until) if state.rotation else None
     if wait_until is not None:
         Gauge("certrotate_rotation_wait_until_timestamp_seconds", "When the leaf step may run (Unix time).",
               ["cluster"], registry=registry).labels(cluster).set(wait_until)
@@ -96,9 +97,9 @@ def json_report(cluster: str, state: State | None, expiries: list[CertExpiry], f
     if state is not None:
         rotation = state.rotation
         report["phase"] = state.phase
-        report["rotation"] = ({"id": rotation.get("id"), "kind": rotation.get("kind"),
-                               "wait_until": _iso(rotation.get("wait_until")),
-                               "last_error": rotation.get("last_error")} if rotation else None)
+        record = RotationRecord(rotation or {})
+        report["rotation"] = ({"id": record.id, "kind": record.kind, "wait_until": _iso(record.wait_until),
+                               "last_error": record.last_error or None} if rotation else None)
         record = state.autopilot
         report["autopilot"] = {
             "configured": state.policy is not None,

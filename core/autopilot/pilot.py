@@ -22,11 +22,11 @@ from core import pki
 from core.autopilot import decide as decide_mod
 from core.autopilot import notify, observe, windows
 from core.autopilot.notify import Event
-from core.config.autopilot_policy import AutopilotPolicy
 from core.config import state as state_mod
+from core.config.autopilot_policy import AutopilotPolicy
+from core.config.record import TRUST_CONFIRMED, RotationRecord, client_key
 from core.config.state import State
 from core.errors import BadInput, CertRotateError
-from core.config.record import DONE, client_key
 from core.rotation import engine, kinds
 from core.rotation.model import Gate, Progress, Reporter, silent
 
@@ -60,18 +60,17 @@ def _all_hosts(state: State) -> tuple[str, ...]:
 
 def _event(state: State, now: dt.datetime, key: str, event: str, summary: str, what_to_do: str, *,
            hosts: tuple[str, ...] = (), step: str | None = None, rotation: dict | None = None) -> Event:
-    rotation = state.rotation if rotation is None else rotation
+    record = RotationRecord(state.rotation if rotation is None else rotation)
     return Event(key=key, event=event, cluster=state.inventory.cluster.name, phase=state.phase, summary=summary,
-                 what_to_do=what_to_do, when=now, hosts=hosts, rotation_id=rotation.get("id"),
-                 rotation_kind=rotation.get("kind"), step=step)
+                 what_to_do=what_to_do, when=now, hosts=hosts, rotation_id=record.id, rotation_kind=record.kind,
+                 step=step)
 
 
 def _trust_confirmations_pending(state: State) -> list[str]:
     """Clients that got the new CA bundle as files to deliver by hand and are not confirmed yet."""
-    records = state.rotation.get("clients", {})
+    record = RotationRecord(state.rotation)
     return [client_key(c) for c in state.inventory.clients
-            if records.get(client_key(c), {}).get("trust") == DONE
-            and not records.get(client_key(c), {}).get("trust_confirmed")]
+            if record.client(client_key(c)).done("trust") and not record.client(client_key(c)).confirmed(TRUST_CONFIRMED)]
 
 
 def _rotates_ca(kind: str | None) -> bool:
@@ -80,9 +79,9 @@ def _rotates_ca(kind: str | None) -> bool:
 
 
 def _pending(state: State, confirm_key: str | None) -> list[str]:
-    records = state.rotation.get("clients", {})
+    record = RotationRecord(state.rotation)
     return [client_key(c) for c in state.inventory.clients
-            if confirm_key and not records.get(client_key(c), {}).get(confirm_key)]
+            if confirm_key and not record.client(client_key(c)).confirmed(confirm_key)]
 
 
 def _still_waiting(state: State) -> bool:
@@ -90,18 +89,18 @@ def _still_waiting(state: State) -> bool:
     running advance again would only journal the same gate once more."""
     waiting = state.autopilot.get("waiting_for") or {}
     key = engine.current_confirm_key(state)
-    return (waiting.get("rotation") == state.rotation.get("id") and waiting.get("confirm") == key
+    return (waiting.get("rotation") == RotationRecord(state.rotation).id and waiting.get("confirm") == key
             and bool(_pending(state, key)))
 
 
 def confirmation_event(state: State, now: dt.datetime, items: tuple[str, ...], confirm_key: str) -> Event:
-    rid = state.rotation.get("id")
+    rid = RotationRecord(state.rotation).id
     if confirm_key == "trust_confirmed":
         what = "the new CA bundle (ca.crt)"
         later = " before the leaf step" if state.phase in ("trust", "wait") else ""
     else:
         what = "a new client certificate and key"
-        later = " before the old CA is retired" if _rotates_ca(state.rotation.get("kind")) else ""
+        later = " before the old CA is retired" if _rotates_ca(RotationRecord(state.rotation).kind) else ""
     summary = (f"Rotation {rid}: {len(items)} manually delivered client(s) must each get {what} and be restarted"
                f"{later}; autopilot waits for a person to confirm.")
     todo = (f"Deliver the exported files under {state.inventory.cluster.local_certs_dir}/export/<user>/ to "
@@ -111,7 +110,7 @@ def confirmation_event(state: State, now: dt.datetime, items: tuple[str, ...], c
 
 
 def failure_event(state: State, now: dt.datetime, sentence: str, failed: list[Progress]) -> Event:
-    rid = state.rotation.get("id")
+    rid = RotationRecord(state.rotation).id
     hosts = tuple(dict.fromkeys(p.host for p in failed)) or _all_hosts(state)
     step = failed[0].step if failed else state.phase
     return _event(state, now, f"{rid}:failed:{_hash(sentence)}", "step_failed",
@@ -178,7 +177,7 @@ def run_pass(state: State, pool, policy: AutopilotPolicy, *, now: dt.datetime, d
         if decision.action == "blocked":
             result.result = "failed"
             result.say(decision.reason[:1].upper() + decision.reason[1:])
-            result.events.append(failure_event(state, now, state.rotation.get("last_error", ""), []))
+            result.events.append(failure_event(state, now, RotationRecord(state.rotation).last_error, []))
             break
         if decision.kind in finished_kinds:
             why = "it is still due right after a rotation of the same kind finished"
@@ -242,7 +241,7 @@ def run_pass(state: State, pool, policy: AutopilotPolicy, *, now: dt.datetime, d
         result.say(f"Phase {outcome.phase}: {describe_gate(gate)}.")
         if gate.kind == "confirm":
             result.result = "needs-person"
-            state.autopilot["waiting_for"] = {"rotation": state.rotation.get("id"),
+            state.autopilot["waiting_for"] = {"rotation": RotationRecord(state.rotation).id,
                                               "confirm": engine.current_confirm_key(state)}
             result.events.append(confirmation_event(state, now, gate.items, engine.current_confirm_key(state)))
         else:

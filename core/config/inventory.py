@@ -23,6 +23,7 @@ DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate
 # Kubernetes object names: a namespace is a DNS label, a Secret or StatefulSet name a DNS subdomain.
 _K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _K8S_SUBDOMAIN = rf"(?=.{{1,253}}$){_K8S_LABEL}(\.{_K8S_LABEL})*"
+SIGNERS = ("local", "pkcs11", "cfssl", "manual")  # core.signers
 NODE_CERT_LAYOUTS = ("combined", "split")  # split: node.crt without CN=node, plus client.node.crt
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.-]+)\s*\]\]?\s*(#.*)?$")
 
@@ -59,6 +60,20 @@ class ClusterConfig:
     client_ca_key: str | None = None  # set: client certificates come from a separate client CA (ca-client.crt)
     ui_cert: str | None = None  # operator-side ui.crt (chain) for the DB Console, from your own CA
     ui_key: str | None = None  # operator-side ui.key of that certificate (0600)
+    # Who signs (core.signers): local (ca_key, plain or encrypted), pkcs11, cfssl, manual.
+    signer: str = "local"
+    key_on_node: bool = False  # node keys are made on the node; only a CSR leaves it
+    node_subject: str | None = None  # e.g. "O=Example,OU=DB,CN=node"; default O=Cockroach,CN=node
+    client_subject: str | None = None  # e.g. "O=Example,OU=DB,CN={user}"; default O=Cockroach,CN={user}
+    pkcs11_module: str | None = None  # the token vendor's PKCS#11 library (.so)
+    pkcs11_token: str | None = None  # token label
+    pkcs11_key_label: str | None = None  # label of the CA's key in the token
+    pkcs11_pin_file: str | None = None  # optional: a file holding the PIN (else prompt or CERTROTATE_PKCS11_PIN)
+    cfssl_url: str | None = None  # the organisation's CFSSL server, e.g. https://ca.example.org:8888
+    cfssl_auth_key_file: str | None = None  # file holding the hex HMAC key of its authsign endpoint
+    cfssl_node_profile: str = "node"
+    cfssl_client_profile: str = "client"
+    cfssl_ca_file: str | None = None  # CA that verifies an https CFSSL server (default: the system's)
 
     @property
     def on_kubernetes(self) -> bool:
@@ -83,6 +98,7 @@ class NodeConfig(SshEndpoint):
     reload: str | None = None
     region: str | None = None
     kubernetes_namespace: str | None = None  # delivery = kubernetes: this node's region lives in another namespace
+    key_on_node: bool | None = None  # None: [cluster] key_on_node decides
 
 
 @dataclass(frozen=True)
@@ -97,6 +113,7 @@ class ClientConfig:
     restart: str | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS  # pem | pk8 | p12 (core.pki.client_formats)
     p12_password_file: str | None = None  # operator-side file holding the PKCS#12 password; never stored
+    key_on_host: bool = False  # the client's key is made on its SSH host; only a CSR leaves it
 
     @property
     def delivered_over_ssh(self) -> bool:
@@ -166,6 +183,8 @@ class _Reader:
                 self.fail(None, f"is missing the required field {key!r}")
             return default
         value = self.data[key]
+        if kind is bool and not isinstance(value, bool):
+            self.fail(key, f"must be true or false, not {value!r}")
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
             self.fail(key, f"must be a whole number, not {value!r}")
         if kind is str and not isinstance(value, str):
@@ -280,6 +299,26 @@ def _check_split_fields(c: _Reader, cluster: ClusterConfig) -> None:
                "other with client.node.crt, signed by the client CA")
 
 
+def _check_signer_fields(c: _Reader, cluster: ClusterConfig) -> None:
+    """Each signer's own fields; a signer that cannot serve this cluster's layout says so here."""
+    needed = {"pkcs11": ("pkcs11_module", "pkcs11_token", "pkcs11_key_label"), "cfssl": ("cfssl_url", "cfssl_auth_key_file")}
+    for key in needed.get(cluster.signer, ()):
+        if getattr(cluster, key) is None:
+            c.fail("signer", f'is "{cluster.signer}", which needs {key} too (and {", ".join(needed[cluster.signer])})')
+    if cluster.signer != "local" and cluster.client_ca_key is not None:
+        c.fail("client_ca_key", f'is not supported with signer = "{cluster.signer}" yet; use the local signer for a '
+                                "separate client CA")
+    if cluster.signer != "local" and cluster.on_kubernetes:
+        c.fail("signer", f'"{cluster.signer}" is not supported with delivery = "kubernetes" yet')
+    if cluster.cfssl_url is not None and urlsplit(cluster.cfssl_url).scheme not in ("http", "https"):
+        c.fail("cfssl_url", f"{cluster.cfssl_url!r} is not an http:// or https:// URL")
+    for key in ("node_subject", "client_subject"):
+        value = getattr(cluster, key)
+        if value is not None:
+            from core.pki.subjects import subject_problem
+            problem = subject_problem(value, client=key == "client_subject")
+            if problem:
+                c.fail(key, problem)
 def _client_formats(r: _Reader) -> tuple[tuple[str, ...], str | None]:
     """`formats` (the files a client stack reads) and the PKCS#12 password file that `p12` needs."""
     formats = r.get("formats", list, DEFAULT_FORMATS)
@@ -324,9 +363,23 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
         client_ca_key=c.get("client_ca_key", str, None),
         ui_cert=c.get("ui_cert", str, None),
         ui_key=c.get("ui_key", str, None),
+        signer=c.get("signer", str, "local", choices=SIGNERS),
+        key_on_node=c.get("key_on_node", bool, False),
+        node_subject=c.get("node_subject", str, None),
+        client_subject=c.get("client_subject", str, None),
+        pkcs11_module=c.get("pkcs11_module", str, None),
+        pkcs11_token=c.get("pkcs11_token", str, None),
+        pkcs11_key_label=c.get("pkcs11_key_label", str, None),
+        pkcs11_pin_file=c.get("pkcs11_pin_file", str, None),
+        cfssl_url=c.get("cfssl_url", str, None),
+        cfssl_auth_key_file=c.get("cfssl_auth_key_file", str, None),
+        cfssl_node_profile=c.get("cfssl_node_profile", str, "node"),
+        cfssl_client_profile=c.get("cfssl_client_profile", str, "client"),
+        cfssl_ca_file=c.get("cfssl_ca_file", str, None),
     )
     _check_kubernetes_cluster(c, cluster)
     _check_split_fields(c, cluster)
+    _check_signer_fields(c, cluster)
     if (cluster.ui_cert is None) != (cluster.ui_key is None):
         c.fail("ui_key" if cluster.ui_key is None else "ui_cert",
                "is missing: ui_cert and ui_key name a certificate and its key, give both or neither")
@@ -358,6 +411,7 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
             reload=r.get("reload", str, None),
             region=r.get("region", str, None),
             kubernetes_namespace=r.get("kubernetes_namespace", str, None),
+            key_on_node=r.get("key_on_node", bool, None),
             **_endpoint_fields(r, host_required=over_ssh),
         )
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", node.name):
@@ -389,7 +443,12 @@ def parse_inventory(data: dict[str, Any], text: str, source: str) -> Inventory:
             _remote_dir(r, "certs_dir", certs)
         formats, p12_password_file = _client_formats(r)
         client = ClientConfig(user=user, certs_dir=certs, restart=r.get("restart", str, None), formats=formats,
-                              p12_password_file=p12_password_file, **endpoint)
+                              p12_password_file=p12_password_file, key_on_host=r.get("key_on_host", bool, False),
+                              **endpoint)
+        if client.key_on_host and not client.delivered_over_ssh:
+            r.fail("key_on_host", "needs ssh_host: the key is made on the client's host over SSH")
+        if client.key_on_host and client.formats != DEFAULT_FORMATS:
+            r.fail("key_on_host", "works with formats = [\"pem\"] only: the .pk8 and .p12 files would need the key here")
         if any(other.user == user and other.ssh_host == client.ssh_host for other in clients):
             r.fail("user", f"{user!r} on {client.ssh_host or 'manual delivery'} is listed twice")
         clients.append(client)
@@ -413,10 +472,16 @@ def inventory_to_toml_data(inventory: Inventory) -> dict[str, Any]:
     cluster = plain(inventory.cluster)
     if not inventory.cluster.on_kubernetes:  # an SSH cluster's file stays as its operator wrote it
         cluster = {k: v for k, v in cluster.items() if k != "delivery" and not k.startswith("kubernetes_")}
+    # The signer's fields appear once the operator sets them, not in every file.
+    cluster = {k: v for k, v in cluster.items() if k not in _QUIET_DEFAULTS or v != _QUIET_DEFAULTS[k]}
     data: dict[str, Any] = {"cluster": cluster, "nodes": [plain(n) for n in inventory.nodes]}
     if inventory.clients:
-        data["clients"] = [plain(c) for c in inventory.clients]
+        data["clients"] = [{k: v for k, v in plain(c).items() if not (k == "key_on_host" and v is False)}
+                           for c in inventory.clients]
     return data
+
+
+_QUIET_DEFAULTS = {"signer": "local", "key_on_node": False, "cfssl_node_profile": "node", "cfssl_client_profile": "client"}
 
 
 def resolve_local(path: str, base: Path) -> Path:

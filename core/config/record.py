@@ -146,6 +146,23 @@ class RotationRecord:
         else:
             self.data.pop("last_error", None)
 
+    def note_failure(self, sentence: str, step: str, at: dt.datetime) -> None:
+        """Which step failed, when, and the sentence (cleared by the next run that succeeds)."""
+        self.last_error = sentence
+        self.data.update(last_error_step=step, last_error_at=at)
+
+    def clear_failure(self) -> None:
+        for key in ("last_error", "last_error_step", "last_error_at"):
+            self.data.pop(key, None)
+
+    @property
+    def last_error_step(self) -> str | None:
+        return self.data.get("last_error_step")
+
+    @property
+    def last_error_at(self) -> dt.datetime | None:
+        return self._time("last_error_at")
+
     @property
     def new_ca(self) -> dict[str, str]:
         """The new CA a rotation made: its fingerprint and where its key and certificate are kept."""

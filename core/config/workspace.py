@@ -21,8 +21,11 @@ from cryptography.exceptions import InvalidSignature
 from core import files, pki
 from core.config.inventory import ClusterConfig, NodeConfig, resolve_local
 from core.errors import BadInput
-from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name, load_ca
+from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT, NODE_CERT, NODE_KEY, client_cert_name, client_key_name
 from core.pki.keys import key_matches_certificate, load_private_key
+from core.pki.subjects import client_subject, node_subject
+from core.signers import select as signer_select
+from core.signers.issue import issue_leaf, leaf_key
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class LeafFiles:
     """A certificate and key on the operator's disk, as they will be uploaded."""
 
     cert_pem: bytes
-    key_pem: bytes
+    key_pem: bytes | None  # None: the key was made on the node and never leaves it (key_on_node)
     fingerprint: str
 
     def __repr__(self) -> str:
@@ -67,7 +70,7 @@ class Workspace:
         """The CA that signs client certificates (and client.node.crt): the client CA when there is one."""
         if self.client_ca_key_path is None:
             return self.current_ca()
-        return load_ca(self.client_bundle_path, self.client_ca_key_path)
+        return signer_select.load_local_ca(self.client_bundle_path, self.client_ca_key_path)
 
     def rotation_dir(self, rotation_id: str) -> Path:
         return self.local_certs_dir / "rotations" / rotation_id
@@ -85,29 +88,21 @@ class Workspace:
         return files.read_bytes(self.bundle_path, "The local CA bundle")
 
     def current_ca(self) -> pki.Issued:
-        """The CA that signs today: first in the local bundle, with the operator's CA key."""
-        return load_ca(self.bundle_path, self.ca_key_path)
+        """The CA that signs today: first in the local bundle, with its key where the signer keeps it
+        (a key file, plain or encrypted; a token; the organisation's CFSSL server or manual CA)."""
+        return signer_select.current_ca(self)
 
 
 def ensure_ca(key_path: Path, cert_path: Path, *, key_type: str, lifetime: dt.timedelta, now: dt.datetime,
               common_name: str, dry_run: bool = False) -> pki.Issued:
-    """A CA at these paths: reuse a complete earlier one, finish a half-made one, or make it (key 0600).
+    """A CA key file at these paths: reuse a complete earlier one, finish a half-made one, or make it
+    (key 0600, encrypted when a passphrase is in use).
 
     A dry run writes it too (on the operator's side only), so that the next preview and the
     run show and use this CA, not a throwaway one each time.
     """
-    key = None
-    if key_path.exists():
-        key = load_private_key(files.read_bytes(key_path, "CA key"), str(key_path))
-        if cert_path.exists():
-            cert = x509.load_pem_x509_certificate(files.read_bytes(cert_path, "CA certificate"))
-            if key_matches_certificate(key, cert.public_key()):
-                return pki.Issued(cert, key)
-    issued = pki.issue_ca(key_type=key_type, lifetime=lifetime, now=now, key=key, common_name=common_name)
-    if key is None:
-        files.write_private(key_path, issued.key_pem(), overwrite=False)
-    files.write_public(cert_path, issued.cert_pem, overwrite=True)
-    return issued
+    return signer_select.ensure_local_ca(key_path, cert_path, key_type=key_type, lifetime=lifetime, now=now,
+                                         common_name=common_name, dry_run=False)
 
 
 def _staged(cert_path: Path, key_path: Path, ca: pki.Issued) -> LeafFiles | None:
@@ -143,10 +138,13 @@ def ensure_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, node: Node
     if staged:
         return staged
     addresses = list(node.addresses) or [node.ssh_host]
-    issued = pki.issue_node(
-        ca, addresses, key_type=ws.cluster.key_type, now=now,
-        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
-        profile=pki.NODE_PROFILES[ws.cluster.node_cert_layout],
+    profile = pki.NODE_PROFILES[ws.cluster.node_cert_layout]
+    issued = issue_leaf(
+        ca, profile=profile, subject=node_subject(ws.cluster.node_subject, node.name, with_cn=not ws.cluster.split_node_certs),
+        sans=pki.subject_alternative_names(addresses), key=leaf_key(key_path, ws.cluster.key_type, dry_run=dry_run),
+        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), now=now, ocsp_url=ws.cluster.ocsp_url,
+        label=f"the new {NODE_CERT} of {node.name}", request_path=_request_path(ws, rotation_id, f"{node.name}.node"),
+        dry_run=dry_run,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)
 
@@ -159,9 +157,12 @@ def ensure_client_node_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, nod
     staged = _staged(cert_path, key_path, ca)
     if staged:
         return staged
-    issued = pki.issue_client(
-        ca, pki.NODE_USER, key_type=ws.cluster.key_type, now=now,
-        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
+    issued = issue_leaf(
+        ca, profile=pki.CLIENT_PROFILE, subject=client_subject(ws.cluster.client_subject, pki.NODE_USER), sans=[],
+        key=leaf_key(key_path, ws.cluster.key_type, dry_run=dry_run),
+        lifetime=_leaf_lifetime(ca, ws.cluster.node_lifetime_days, now), now=now, ocsp_url=ws.cluster.ocsp_url,
+        label=f"the new {cert_path.name} of {node.name}", request_path=_request_path(ws, rotation_id, f"{node.name}.client.node"),
+        dry_run=dry_run,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)
 
@@ -173,11 +174,19 @@ def ensure_client_leaf(ws: Workspace, rotation_id: str, ca: pki.Issued, user: st
     staged = _staged(cert_path, key_path, ca)
     if staged:
         return staged
-    issued = pki.issue_client(
-        ca, user, key_type=ws.cluster.key_type, now=now,
-        lifetime=_leaf_lifetime(ca, ws.cluster.client_lifetime_days, now), ocsp_url=ws.cluster.ocsp_url,
+    issued = issue_leaf(
+        ca, profile=pki.CLIENT_PROFILE, subject=client_subject(ws.cluster.client_subject, pki.check_user_name(user)),
+        sans=[], key=leaf_key(key_path, ws.cluster.key_type, dry_run=dry_run),
+        lifetime=_leaf_lifetime(ca, ws.cluster.client_lifetime_days, now), now=now, ocsp_url=ws.cluster.ocsp_url,
+        label=f"the new {cert_path.name}", request_path=_request_path(ws, rotation_id, f"client.{user}"),
+        dry_run=dry_run,
     )
     return _write_leaf(cert_path, key_path, issued, dry_run)
+
+
+def _request_path(ws: Workspace, rotation_id: str, stem: str) -> Path:
+    """Where a CSR waits for a manual CA (and its certificate is dropped beside it)."""
+    return ws.rotation_dir(rotation_id) / "requests" / f"{stem}.csr"
 
 
 def _leaf_lifetime(ca: pki.Issued, days: int, now: dt.datetime) -> dt.timedelta:

@@ -20,7 +20,6 @@ from core.remote import probes
 from core.rotation.kinds import recover
 from core.rotation.kinds.expiry import RECOVER
 
-
 SEVERITY = {WARN: "warning", FAIL: "critical"}  # the words `check` prints, as monitoring plugins do
 
 

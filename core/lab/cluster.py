@@ -45,10 +45,9 @@ As a normal user everything runs as, and logs in as, that user.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import atexit
 import contextlib
+import datetime as dt
 import errno
 import fcntl
 import os
@@ -198,6 +197,16 @@ class LabClientHost:
 
     def stop_sshd(self) -> None:
         self.sshd.stop()
+
+    def link_certs_dir(self) -> Path:
+        """Make certs_dir a relative symlink to `archive/certs.1` beside it, holding the same files (the certbot
+        live/archive layout); return the directory it points to. The path in the state file stays the same."""
+        archive = self.certs_dir.parent / "archive"
+        archive.mkdir(mode=0o755, exist_ok=True)
+        version = archive / "certs.1"
+        self.certs_dir.rename(version)  # keeps the files, their modes and owners
+        self.certs_dir.symlink_to(Path("archive") / version.name)
+        return version
 
 
 _live_labs: set["Lab"] = set()

@@ -18,6 +18,7 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.errors import BadInput
-from core.pki.keys import DEFAULT_KEY_TYPE, PrivateKey, generate_private_key, private_key_pem
+from core.pki.keys import DEFAULT_KEY_TYPE, PrivateKey, PublicKey, generate_private_key, private_key_pem
 
 ORGANIZATION = "Cockroach"
 BACKDATE = dt.timedelta(hours=24)
@@ -139,11 +140,15 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _key_usage(profile: Profile, key: PrivateKey) -> x509.KeyUsage:
+def _public(key: PrivateKey | PublicKey) -> PublicKey:
+    return key.public_key() if hasattr(key, "private_bytes") else key  # type: ignore[union-attr, return-value]
+
+
+def _key_usage(profile: Profile, key: PrivateKey | PublicKey) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=not profile.is_ca,
         content_commitment=profile.is_ca,  # cockroach sets it on CAs; harmless elsewhere
-        key_encipherment=not profile.is_ca and isinstance(key, rsa.RSAPrivateKey),
+        key_encipherment=not profile.is_ca and isinstance(_public(key), rsa.RSAPublicKey),
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=profile.is_ca,
@@ -174,22 +179,33 @@ def build_certificate(
     profile: Profile,
     *,
     common_name: str | None,
-    key: PrivateKey,
+    key: PrivateKey | PublicKey,
     lifetime: dt.timedelta,
     now: dt.datetime,
     issuer: Issued | None = None,
     sans: list[x509.GeneralName] | None = None,
     ocsp_url: str | None = None,
+    subject: x509.Name | None = None,
+    self_signer: Callable[[x509.CertificateBuilder], x509.Certificate] | None = None,
 ) -> x509.Certificate:
-    """The one builder every kind goes through; `issuer=None` makes a self-signed CA."""
+    """The one builder every kind goes through; `issuer=None` makes a self-signed CA.
+
+    `key` is the subject's key; its public half is enough when the issuer signs (a CSR's key,
+    made on a node). An issuer without a `key` (core.signers: a CA key in a token) signs the
+    builder itself through `sign_builder`. `subject` replaces O=Cockroach,CN=<common_name>
+    (an organisation's subject policy). `self_signer` signs a self-signed CA whose key is
+    in a token (only its public half is `key`).
+    """
     issuer_cert = issuer.certificate if issuer else None
     not_before, not_after = _validity(lifetime, now, issuer_cert)
-    subject = _name(common_name) if common_name else x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
+    if subject is None:
+        subject = _name(common_name) if common_name else x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION)])
+    public_key = _public(key)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer_cert.subject if issuer_cert else subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(random_serial())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -197,10 +213,9 @@ def build_certificate(
             x509.BasicConstraints(ca=profile.is_ca, path_length=1 if profile.is_ca else None), critical=True
         )
         .add_extension(_key_usage(profile, key), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    signing_key = issuer.key if issuer else key
-    authority_public = signing_key.public_key()
+    authority_public = issuer_cert.public_key() if issuer_cert is not None else public_key
     builder = builder.add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_public), critical=False
     )
@@ -215,6 +230,11 @@ def build_certificate(
             ),
             critical=False,
         )
+    if issuer is not None and not isinstance(issuer, Issued):
+        return issuer.sign_builder(builder)
+    if issuer is None and self_signer is not None:
+        return self_signer(builder)
+    signing_key = issuer.key if issuer else key
     return builder.sign(signing_key, hashes.SHA256())
 
 
@@ -243,6 +263,7 @@ def issue_node(
     with_node_principal: bool = True,
     ocsp_url: str | None = None,
     profile: Profile = NODE_PROFILE,
+    subject: x509.Name | None = None,
 ) -> Issued:
     """node.crt: CN=node with the node's addresses as SANs; `profile=SPLIT_NODE_PROFILE` (or the older
     `with_node_principal=False`) for the split layout's node.crt without CN."""
@@ -258,6 +279,7 @@ def issue_node(
         issuer=ca,
         sans=subject_alternative_names(addresses),
         ocsp_url=ocsp_url,
+        subject=subject,
     )
     return Issued(cert, key)
 
@@ -270,6 +292,7 @@ def issue_client(
     lifetime: dt.timedelta = LEAF_LIFETIME,
     now: dt.datetime | None = None,
     ocsp_url: str | None = None,
+    subject: x509.Name | None = None,
 ) -> Issued:
     """client.<user>.crt: CN=<user>, clientAuth only."""
     key = generate_private_key(key_type)
@@ -281,6 +304,7 @@ def issue_client(
         now=now or utcnow(),
         issuer=ca,
         ocsp_url=ocsp_url,
+        subject=subject,
     )
     return Issued(cert, key)
 

@@ -98,15 +98,18 @@ def _reason(error: VerificationError) -> str:
 NEAR_FUTURE = dt.timedelta(days=7)
 
 
-def check_leaf_files(cert_pem: bytes, key_pem: bytes, bundle_pem: bytes, source: str, *, now: dt.datetime,
+def check_leaf_files(cert_pem: bytes, key_pem: bytes | None, bundle_pem: bytes, source: str, *, now: dt.datetime,
                      client: bool, node_principal: bool = False) -> None:
-    """Everything a node or client checks when it loads these files, checked before they leave us."""
+    """Everything a node or client checks when it loads these files, checked before they leave us.
+
+    `key_pem` None: the key stays on the node (its CSR proved it; core.signers.issue checked the match)."""
     from core.pki.bundle import parse_bundle, parse_certificates
     from core.pki.keys import load_private_key
 
     certificate = parse_certificates(cert_pem, source)[0].certificate
-    key = load_private_key(key_pem, f"the key of {source}")
-    check_key_matches(certificate, key, source, f"the key of {source}")
+    if key_pem is not None:
+        key = load_private_key(key_pem, f"the key of {source}")
+        check_key_matches(certificate, key, source, f"the key of {source}")
     check_not_expired(certificate, source, now)
     if node_principal:
         check_node_principal(certificate, source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from core.errors import BadInput
+from core.errors import BadInput, SecretNeeded
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
@@ -68,10 +68,15 @@ def load_private_key(data: bytes, source: str, passphrase: bytes | None = None) 
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
-        raise BadInput(f"{source} is encrypted; give its passphrase.") from None
+        if passphrase is not None:  # a plain key, read while a passphrase is about for encrypted ones
+            return load_private_key(data, source)
+        raise SecretNeeded(f"{source} is encrypted; give its passphrase (CERTROTATE_CA_KEY_PASSPHRASE, "
+                           "--ca-key-passphrase-file FILE, or the wizard's prompt).",
+                           secret="passphrase", source=source) from None
     except ValueError:
         if passphrase is not None and b"ENCRYPTED" in data:
-            raise BadInput(f"The passphrase for {source} is wrong.") from None
+            raise SecretNeeded(f"The passphrase for {source} is wrong.", secret="passphrase", source=source,
+                               wrong=True) from None
         raise BadInput(f"{source} is not a readable PEM private key.") from None
     if isinstance(key, ed25519.Ed25519PrivateKey):
         raise BadInput(f"{source} is an Ed25519 key, which CockroachDB does not accept.")

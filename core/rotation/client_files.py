@@ -14,11 +14,11 @@ import posixpath
 
 from core import files
 from core.config.inventory import ClientConfig, resolve_local
+from core.config.record import client_key
 from core.errors import BadInput, StepFailed
 from core.pki import client_formats
 from core.pki.client_formats import CA_TRUSTSTORE, ClientIdentity
 from core.remote import remote_files
-from core.config.record import client_key
 from core.rotation.context import Run
 from core.rotation.model import Progress
 

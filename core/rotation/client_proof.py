@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from core import pki
 from core.config.inventory import ClientConfig, NodeConfig
 from core.config.profiles import profile_for
+from core.config.record import client_key
 from core.errors import CertRotateError
 from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
 from core.pki.client_formats import pk8_name
-from core.config.record import client_key
+from core.remote.ssh import HostSession
 from core.rotation.context import Run
 from core.rotation.model import Gate, Progress
 from core.rotation.proof_record import FAILED, PROVEN, UNPROVEN, WAIVER_KEY, unproven_clients
-from core.remote.ssh import HostSession
 
 MARK = "certrotate-proof:"
 # Under TLS 1.3 a server refuses a client certificate only after the handshake, in an alert
@@ -164,7 +164,7 @@ def retire_gate(run: Run) -> Gate | None:
     pending = unproven_clients(run.state)
     if not pending:
         return None
-    records = run.rotation.get("clients", {})
+    records = run.record_view().clients()
     for key in pending:
         detail = records.get(key, {}).get("proof_detail") or "no handshake from its host was recorded"
         run.report(Progress(key, "retire", "warning", f"new certificate not proven from the client host: {detail}"))

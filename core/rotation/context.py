@@ -29,7 +29,17 @@ from core.rotation.authority import authority_for
 from core.rotation.contract import Contract
 from core.rotation.executor import Executor
 from core.rotation.kinds import Kind
-from core.rotation.model import Action, ExportFiles, Progress, Reporter, RunCommand, WriteFiles, describe_plan, silent
+from core.rotation.model import (
+    Action,
+    ExportFiles,
+    Progress,
+    Reporter,
+    RunCommand,
+    SwapLinkedDir,
+    WriteFiles,
+    describe_plan,
+    silent,
+)
 from core.rotation.save_pacing import SavePacer
 
 MAX_PARALLEL_HOSTS = 16
@@ -136,7 +146,7 @@ class Run:
             return
         self.executor.apply(session, actions, step)
         for action in actions:
-            if isinstance(action, (WriteFiles, ExportFiles)):
+            if isinstance(action, (WriteFiles, ExportFiles, SwapLinkedDir)):
                 for f in action.files:
                     self.record(f"{step}: write", host=host, path=f.path, sha256=f.sha256)
             elif isinstance(action, RunCommand):

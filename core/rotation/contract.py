@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core import files, pki
-from core.config.state import State
-from core.config.workspace import Workspace, ensure_ca
-from core.errors import CertRotateError
 from core.config.record import RotationRecord
+from core.config.state import State
+from core.config.workspace import Workspace
+from core.errors import CertRotateError
 from core.rotation import kinds
 from core.rotation.authority import Authority, authority_for
 from core.rotation.model import Progress
+from core.signers import select as signer_select
 
 if TYPE_CHECKING:
     from core.rotation.context import Run
@@ -58,12 +59,18 @@ def new_ca_files(ws: Workspace, authority: Authority, first_install: bool, rotat
 
 
 def make_new_ca(ws: Workspace, authority: Authority, first_install: bool, rotation_id: str) -> pki.Issued:
-    """The rotation's new CA: the one made at start (found again), or made now and written (key 0600)."""
+    """The rotation's new CA: the one made at start (found again), or made now and written.
+
+    Where its key lives is the signer's (core.signers.select): a key file (0600, encrypted when the
+    current one is), a key made inside the token, or the organisation's own new CA (`--new-ca`)."""
     where = new_ca_files(ws, authority, first_install, rotation_id)
     cluster = ws.cluster
-    return ensure_ca(where.key_path, where.cert_path, key_type=cluster.key_type,
-                     lifetime=dt.timedelta(days=cluster.ca_lifetime_days), now=pki.utcnow(),
-                     common_name=where.common_name)
+    label = cluster.pkcs11_key_label or ""
+    return signer_select.rotation_ca(ws, key_path=where.key_path, cert_path=where.cert_path,
+                                     key_label=label if first_install else f"{label}-{rotation_id}",
+                                     key_type=cluster.key_type, lifetime=dt.timedelta(days=cluster.ca_lifetime_days),
+                                     now=pki.utcnow(), common_name=where.common_name, dry_run=False,
+                                     current_key=None if first_install else authority.key_path)
 
 
 def stage_new_cas(state: State) -> None:

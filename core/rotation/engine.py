@@ -30,6 +30,7 @@ from core.config.workspace import Workspace
 from core.errors import BadInput, CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
+from core.remote.probes import probe_sql
 from core.remote.ssh import SshPool
 from core.rotation import client_proof, contract, deliveries, kinds, last_error, lifecycle, proof_record
 from core.rotation import signers as signers_mod
@@ -39,11 +40,13 @@ from core.rotation.clients import (
     deliver_bundle,
     deliver_client_leaves,
 )
-from core.remote.probes import probe_sql
 from core.rotation.context import MAX_PARALLEL_HOSTS, Run
 from core.rotation.kinds import FULL_PHASES
 from core.rotation.model import Gate, Outcome, Reporter, silent
 from core.rotation.plans import TrustCheck
+from core.rotation.signing_gate import awaiting_signatures
+from core.signers import select as signer_select
+from core.signers.identity import check_identities
 
 PHASES = ("idle",) + FULL_PHASES
 SERVED_PROBE_TIMEOUT = 5.0
@@ -63,7 +66,7 @@ def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **opt
     deliveries.for_cluster(state.inventory.cluster).check_start(kind)
     if state.rotation:
         raise BadInput(
-            f"A {state.rotation.get('kind')} rotation ({state.rotation.get('id')}) is already in phase "
+            f"A {_title(state.rotation.get('kind'))} ({state.rotation.get('id')}) is already in phase "
             f"{state.phase}; run `certrotate advance` to continue it or `certrotate rollback` to undo it "
             "(in the wizard: n, or b)."
         )
@@ -74,9 +77,15 @@ def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **opt
         contract.stage_new_cas(state)  # a recovery's new CA too: the preview shows what the run installs
         return rotation
     real_now = pki.utcnow()
-    extra = kind.prepare(state, Workspace(state.base_dir, state.inventory.cluster), now or real_now, **options)
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    organisation_ca = signer_select.check_start(ws, kind.name, options.pop("new_ca", None))  # start ca --new-ca FILE
+    if not state.inventory.cluster.on_kubernetes:
+        check_identities(state.inventory)  # no certificate that would lock a user or a node out
+    extra = kind.prepare(state, ws, now or real_now, **options)
     rotation_id = rotation_id_for(kind.name, real_now)
     state.rotation = opened(rotation_id, kind.name, kind.first_phase, real_now, **extra)
+    if organisation_ca is not None:  # the new CA is the organisation's: found there by core.signers.select.rotation_ca
+        files.write_public(ws.rotation_dir(rotation_id) / CA_CERT, organisation_ca, overwrite=False)
     state.record("start", at=real_now, detail=f"{kind.name} rotation {rotation_id}")
     contract.stage_new_cas(state)  # every preview and the run then use this one CA
     return state.rotation
@@ -153,6 +162,11 @@ def phase_leaf(run: Run) -> Gate | None:
     kind = run.kind
     signers = signers_mod.leaf_signers(run) if kind.node_change is None else None
     first_bundles = _first_bundles(run, signers)
+    if signers is not None:  # signer = "manual": every CSR is out before any node changes (core.rotation.signing_gate)
+        waiting = awaiting_signatures(run, signers.node_ca, signers.client_ca,
+                                      nodes_too=kind.node_leaves(run.inventory.cluster), clients_too=kind.client_leaves)
+        if waiting:
+            return waiting
     if kind.node_leaves(run.inventory.cluster):
         gate = run.delivery.push_node_leaves(run, signers, first_bundles)
         if gate:
@@ -278,6 +292,12 @@ def current_confirm_key(state: State) -> str | None:
 
 
 # -- rollback ---------------------------------------------------------------------------------
+
+
+def _title(kind_name: str | None) -> str:
+    """How a sentence names a rotation kind: "first-time setup", not "init rotation"."""
+    kind = kinds.lookup(kind_name)
+    return kind.title if kind else f"{kind_name} rotation"
 
 
 def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outcome:

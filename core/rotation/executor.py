@@ -21,6 +21,7 @@ from core.pki import Issued
 from core.pki.keys import load_private_key
 from core.remote import probes, remote_files
 from core.remote.ssh import CommandResult, HostSession, SshPool
+from core.rotation import linked_certs, trust_probes
 from core.rotation.model import (
     Action,
     ExpectAccepted,
@@ -30,10 +31,10 @@ from core.rotation.model import (
     Progress,
     Reporter,
     RunCommand,
+    SwapLinkedDir,
     WriteFiles,
     silent,
 )
-from core.rotation import trust_probes
 from core.rotation.plans import HostFacts
 
 VERIFY_TIMEOUT = 15.0
@@ -125,6 +126,9 @@ class Executor:
                 self._expect_accepted(action, step)
             elif isinstance(action, ExportFiles):
                 self._export(action, step)
+            elif isinstance(action, SwapLinkedDir):
+                assert session is not None
+                linked_certs.apply(session, action, step, self.report)
 
     def _write(self, session: HostSession | None, action: WriteFiles, step: str) -> None:
         assert session is not None

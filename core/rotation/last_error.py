@@ -15,14 +15,9 @@ from core.errors import CertRotateError
 if TYPE_CHECKING:
     from core.rotation.context import Run
 
-FIELDS = ("last_error", "last_error_step", "last_error_at")
-
-
 def clear(run: Run) -> None:
     """A new run starts clean; the record is saved with the run's first progress (a dry run saves nothing)."""
-    run.record_view().last_error = None
-    for field in FIELDS[1:]:
-        run.rotation.pop(field, None)
+    run.record_view().clear_failure()
 
 
 def remember(run: Run, step: str, error: CertRotateError) -> None:
@@ -30,9 +25,7 @@ def remember(run: Run, step: str, error: CertRotateError) -> None:
     if run.dry_run or not run.state.rotation:
         return
     with run.lock:
-        run.record_view().last_error = str(error)
-        run.rotation["last_error_step"] = step
-        run.rotation["last_error_at"] = pki.utcnow()
+        run.record_view().note_failure(str(error), step, pki.utcnow())
     run.record(f"{step}: failed", detail=str(error))
     try:
         run.save()

@@ -109,7 +109,22 @@ class ExportFiles:
         return [f"export {self.directory / f.path} (sha256 {f.sha256[:16]}…, mode {f.mode:04o})" for f in self.files]
 
 
-Action = WriteFiles | RunCommand | ExpectServed | ExpectTrust | ExpectAccepted | ExportFiles
+@dataclass(frozen=True)
+class SwapLinkedDir:
+    """A certs dir that is a symlink to a directory: these files go into a new version of it, then the link moves
+    (core.remote.versioned_dirs); the version the link had is kept for the rollback."""
+
+    host: str
+    certs_dir: str
+    files: tuple[FileContent, ...]
+    backup_id: str  # names the new version: <certs_dir name>.<backup_id>
+
+    def describe(self) -> list[str]:
+        return [f"write {f.path} (sha256 {f.sha256[:16]}…, mode {f.mode:04o}) into a new version of {self.certs_dir}"
+                for f in self.files] + [f"point the symlink {self.certs_dir} at the new version"]
+
+
+Action = WriteFiles | RunCommand | ExpectServed | ExpectTrust | ExpectAccepted | ExportFiles | SwapLinkedDir
 
 
 def describe_plan(actions: list[Action]) -> list[str]:

@@ -27,3 +27,4 @@ class NodeChange:
     recorded: dict[str, str] = field(default_factory=dict)  # the node record's fields once it is done
     done_text: str = ""  # the progress line once it is done
     journal: str = "leaf"  # the journal's name for it: "leaf restored", "ui certificate failed", ...
+    key_made_on_node: bool = False  # node.key is the one the node made (key_on_node): renamed into place, not uploaded

@@ -16,6 +16,7 @@ from core.config.inventory import ClusterConfig, NodeConfig
 from core.config.workspace import LeafFiles, ensure_client_node_leaf, ensure_node_leaf
 from core.pki.certs_dir import CA_CERT, CLIENT_NODE_CERT, CLIENT_NODE_KEY
 from core.pki.checks import check_leaf_files
+from core.rotation import key_on_node
 from core.rotation.context import Run
 from core.rotation.model import ExpectAccepted
 from core.rotation.node_change import NodeChange
@@ -56,8 +57,12 @@ def check_node_leaf_set(leaves: NodeLeafSet, *, node_name: str, cluster: Cluster
 def node_leaves(run: Run, node: NodeConfig, node_ca: pki.Issued | None, client_ca: pki.Issued) -> NodeLeafSet:
     """node.crt (when the kind renews it) and, in the split layout, client.node.crt; made once, found again."""
     now = pki.utcnow()
-    server = (ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run)
-              if run.kind.renews_node_cert and node_ca is not None else None)
+    if not (run.kind.renews_node_cert and node_ca is not None):
+        server = None
+    elif key_on_node.wanted(run, node):  # the key is made on the node; only its CSR comes here
+        server = key_on_node.node_leaf(run, node, node_ca, now=now)
+    else:
+        server = ensure_node_leaf(run.ws, run.rid, node_ca, node, now=now, dry_run=run.dry_run)
     client_node = (ensure_client_node_leaf(run.ws, run.rid, client_ca, node, now=now, dry_run=run.dry_run)
                    if run.inventory.cluster.split_node_certs else None)
     return NodeLeafSet(server, client_node)
@@ -79,4 +84,5 @@ def leaf_change(run: Run, node: NodeConfig, leaves: NodeLeafSet, first_bundles: 
     what = f"serves the new certificate {server.fingerprint[:16]}…" if server else "keeps serving its certificate"
     return NodeChange(files, serves=server.fingerprint if server else None, accepted=accepted, trusted=trusted,
                       recorded=recorded,
-                      done_text=what + (f", accepts its new {CLIENT_NODE_CERT}" if client_node else ""))
+                      done_text=what + (f", accepts its new {CLIENT_NODE_CERT}" if client_node else ""),
+                      key_made_on_node=run.kind.renews_node_cert and key_on_node.wanted(run, node))

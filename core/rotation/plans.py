@@ -109,8 +109,9 @@ def node_leaf_files(cert_pem: bytes | None, key_pem: bytes | None, bundle_pem: b
     wanted: dict[str, tuple[bytes, int]] = {}
     if bundle_pem is not None:
         wanted[CA_CERT] = (bundle_pem, PUBLIC)
-    if cert_pem is not None and key_pem is not None:
-        wanted[NODE_KEY] = (key_pem, PRIVATE)
+    if cert_pem is not None:
+        if key_pem is not None:  # None: the node made its key itself (key_on_node); only node.crt goes up
+            wanted[NODE_KEY] = (key_pem, PRIVATE)
         wanted[NODE_CERT] = (cert_pem, PUBLIC)
     return wanted | (extra_files or {})
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.config.record import DONE, client_key
+from core.config.record import DONE, RotationRecord, client_key
 from core.config.state import State
 
 PROVEN, FAILED, UNPROVEN = "proven", "failed", "unproven"
@@ -32,7 +32,7 @@ def proof_of(record: dict[str, Any]) -> dict[str, Any]:
 
 def history_entry(rotation: dict[str, Any]) -> dict[str, Any]:
     """What a finished rotation keeps of its client proofs: {"client_proofs": {client: proof}} (none: {})."""
-    proofs = {key: proof_of(record) for key, record in rotation.get("clients", {}).items() if "proof" in record}
+    proofs = {key: proof_of(record) for key, record in RotationRecord(rotation).clients().items() if "proof" in record}
     return {"client_proofs": proofs} if proofs else {}
 
 
@@ -53,7 +53,7 @@ def unproven_clients(state: State) -> list[str]:
     (and the operator has not waived); retiring the old CA waits for the operator's word on them."""
     if state.inventory.cluster.on_kubernetes:
         return []
-    records = state.rotation.get("clients", {})
+    records = RotationRecord(state.rotation).clients()
     pending = []
     for client in state.inventory.clients:
         record = records.get(client_key(client), {})
@@ -65,7 +65,7 @@ def unproven_clients(state: State) -> list[str]:
 
 def retire_confirm_key(state: State) -> str:
     """Which confirmation the retire phase collects: deliveries first, then waivers of missing proofs."""
-    records = state.rotation.get("clients", {})
+    records = RotationRecord(state.rotation).clients()
     if any(not records.get(client_key(c), {}).get("leaf_confirmed") for c in state.inventory.clients):
         return "leaf_confirmed"
     return WAIVER_KEY if unproven_clients(state) else "leaf_confirmed"

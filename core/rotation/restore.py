@@ -16,7 +16,7 @@ from core.errors import CertRotateError, StepFailed
 from core.remote import remote_files
 from core.remote.probes import wait_for_fingerprint
 from core.remote.ssh import HostSession
-from core.rotation import untouched
+from core.rotation import linked_certs, untouched
 from core.rotation.context import BACKUP_STEPS, Run, host_name, ssh_hosts
 from core.rotation.model import PROBES, Probe, Progress
 
@@ -71,6 +71,10 @@ def rollback_host(run: Run, host: NodeConfig | ClientConfig, name: str) -> None:
     session = run.session(host)
     touched = False
     for step in reversed(BACKUP_STEPS):
+        relinked = isinstance(host, ClientConfig) and linked_certs.restore(session, host.certs_dir, f"{run.rid}.{step}")
+        if relinked:  # a certs dir that is a symlink: the version from before the step (linked_certs)
+            touched = True
+            run.record("rollback: link restored", host=name, detail=f"{relinked}, as before the {step} step")
         if remote_files.read_manifest(session, f"{run.rid}.{step}") is not None:
             remote_files.restore(session, f"{run.rid}.{step}")
             touched = True

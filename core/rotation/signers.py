@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from core import files, pki
-from core.errors import BadInput
 from core.pki import bundle
 from core.pki.certs_dir import CLIENT_CA_CERT
-from core.pki.keys import key_matches_certificate, load_private_key
 from core.rotation import contract
 from core.rotation.authority import authority_for
 from core.rotation.context import Run
+from core.signers import select as signer_select
 
 
 class RotationBundles(NamedTuple):
@@ -40,23 +39,22 @@ def new_ca(run: Run) -> pki.Issued:
                                                          run.ws.relative(cert_path)):
         run.record("new CA", path=run.ws.relative(cert_path), sha256=ca.fingerprint)
         run.save()
-    run.executor.probe_cas[ca.fingerprint] = ca
+    _probe_with(run, ca)
     return ca
+
+
+def _probe_with(run: Run, ca) -> None:
+    """Throwaway probe certificates need a CA certrotate signs with itself (not an organisation's CFSSL or manual CA)."""
+    if signer_select.can_probe(ca):
+        run.executor.probe_cas[ca.fingerprint] = ca
 
 
 def old_ca(run: Run, old_bundle: bundle.Bundle) -> pki.Issued | None:
     """The CA whose key the operator holds (cluster.ca_key or client_ca_key), to prove trust in it with a probe."""
-    key_path = run.authority.key_path
-    try:
-        key = load_private_key(key_path.read_bytes(), str(key_path))
-    except (OSError, BadInput):
-        return None
-    for entry in old_bundle.entries:
-        if key_matches_certificate(key, entry.certificate.public_key()):
-            issued = pki.Issued(entry.certificate, key)
-            run.executor.probe_cas[issued.fingerprint] = issued
-            return issued
-    return None
+    issued = signer_select.probe_ca(run.ws, run.authority.key_path, old_bundle)
+    if issued is not None:
+        _probe_with(run, issued)
+    return issued
 
 
 def signing_ca(run: Run) -> pki.Issued:
@@ -64,7 +62,7 @@ def signing_ca(run: Run) -> pki.Issued:
     if run.kind.new_ca and run.kind.authority == "node":
         return new_ca(run)
     ca = run.ws.current_ca()
-    run.executor.probe_cas[ca.fingerprint] = ca
+    _probe_with(run, ca)
     return ca
 
 
@@ -112,7 +110,7 @@ def leaf_signers(run: Run) -> LeafSigners:
     else:
         node_ca = signing_ca(run)
     client_ca = _client_signing_ca(run, node_ca, rotated)
-    run.executor.probe_cas[client_ca.fingerprint] = client_ca  # a recovery proves nodes accept its certificates
+    _probe_with(run, client_ca)  # a recovery proves nodes accept its certificates
     return LeafSigners(node_ca, client_ca, rotated)
 
 

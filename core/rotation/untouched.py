@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.config.record import RotationRecord
 from core.config.state import State
 
 STEP_KEYS = ("trust", "leaf", "retire", "ui")
@@ -24,11 +25,11 @@ def _since_start(state: State, rotation_id: str) -> list[dict[str, Any]]:
 
 def touched(state: State, host: str) -> bool:
     """True when the journal or the record shows this rotation changed (or began to change) `host`."""
-    rotation = state.rotation
+    rotation = RotationRecord(state.rotation)
     if any(entry.get("host") == host and not str(entry.get("action", "")).startswith(("confirmed", "rollback"))
-           for entry in _since_start(state, rotation.get("id", ""))):
+           for entry in _since_start(state, rotation.id or "")):
         return True
-    records = {**rotation.get("nodes", {}), **rotation.get("clients", {})}
+    records = {**rotation.nodes(), **rotation.clients()}
     return any(key in records.get(host, {}) for key in STEP_KEYS)
 
 

@@ -10,6 +10,7 @@ file are held to the same rules and the operator reads the same sentence naming 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,21 @@ from core.errors import CertRotateError
 from core.pki.keys import KEY_TYPES
 
 NODE_FIELDS = (
-    ("name", "Name", "n1"),
-    ("ssh_host", "SSH host", "10.0.0.1 or an ~/.ssh/config alias"),
+    ("name", "Name", "e.g. n1"),
+    ("ssh_host", "SSH host", "e.g. 10.0.0.1, or an ~/.ssh/config alias"),
     ("ssh_port", "SSH port", "22"),
     ("ssh_user", "SSH user", "optional, e.g. cockroach"),
     ("ssh_key", "SSH key", "optional: a key file; else ssh-agent and ~/.ssh/config"),
     ("known_hosts", "known_hosts", "optional; ~/.ssh/known_hosts otherwise"),
-    ("certs_dir", "Certs dir", "/var/lib/cockroach/certs"),
-    ("addresses", "Addresses", "SANs, comma separated: n1.example.com, 10.0.0.1"),
-    ("sql_addr", "SQL address", "10.0.0.1:26257 (probed over TLS)"),
+    ("certs_dir", "Certs dir", "e.g. /var/lib/cockroach/certs"),
+    ("addresses", "Addresses", "SANs, comma separated, e.g. n1.example.com, 10.0.0.1"),
+    ("sql_addr", "SQL address", "e.g. 10.0.0.1:26257 (probed over TLS)"),
     ("reload", "Reload", "optional; the profile's default otherwise"),
 )
 CLIENT_FIELDS = (
-    ("user", "User", "root (certificate CN)"),
+    ("user", "User", "e.g. root (the certificate's CN)"),
     ("ssh_host", "SSH host", "optional: deliver over SSH; else exported for you"),
-    ("certs_dir", "Certs dir", "with SSH host: /etc/app/certs"),
+    ("certs_dir", "Certs dir", "with an SSH host, e.g. /etc/app/certs"),
     ("restart", "Restart", "optional, run after delivery"),
 )
 
@@ -72,7 +73,7 @@ def _form_text(key: str, value: Any) -> str:
 AUTOPILOT_CHOICES = (
     ("Weekday nights, 02:00-05:00 UTC (suggested)", "nights"),
     ("Any time", "any"),
-    ("Off: I run advance myself", "off"),
+    ("Off: I run each step myself (n on the overview)", "off"),
 )
 
 
@@ -100,13 +101,28 @@ def check_inventory(data: dict[str, Any], source: str) -> None:
 
 
 def write_state_file(path: Path, data: dict[str, Any]) -> None:
-    from core.config.autopilot_policy import parse_policy
+    """The state file, and the directory for the CA key (`safe/`), made 0700 if it is not there yet."""
     from core.config import state as state_mod
-    from core.config.inventory import parse_inventory
+    from core.config.autopilot_policy import parse_policy
+    from core.config.inventory import parse_inventory, resolve_local
 
     inventory = parse_inventory(data, "", str(path))
     policy = parse_policy(data, "", str(path), inventory.cluster)
     state_mod.save(state_mod.State(path=path, inventory=inventory, policy=policy))
+    make_key_dir(resolve_local(inventory.cluster.ca_key, path.parent).parent)
+
+
+def make_key_dir(directory: Path) -> None:
+    """Where the operator puts the CA key: the owner's only (mkdir's mode is narrowed by the umask, so chmod)."""
+    if directory.exists():
+        return  # the operator's own directory keeps its mode; doctor judges the key file itself
+    try:
+        directory.mkdir(parents=True, mode=0o700)
+        os.chmod(directory, 0o700)
+    except OSError as error:
+        from core.errors import BadInput
+
+        raise BadInput(f"Cannot create {directory} for the CA key: {error.strerror}.") from None
 
 
 class FirstRunScreen(Screen[str]):
@@ -136,14 +152,16 @@ class FirstRunScreen(Screen[str]):
             yield Label("Cluster", classes="section-title")
             with Horizontal(classes="form-row"):
                 yield Label("Name", classes="form-label")
-                yield Input(placeholder="prod", id="cluster-name")
+                yield Input(placeholder="e.g. prod", id="cluster-name")
                 yield Label("Profile", classes="form-label")
                 yield Select([(p, p) for p in PROFILES], value="cockroach", allow_blank=False, id="cluster-profile")
             with Horizontal(classes="form-row"):
                 yield Label("Key type", classes="form-label")
                 yield Select([(k, k) for k in KEY_TYPES], value="rsa-2048", allow_blank=False, id="cluster-key-type")
                 yield Label("Leaf delay", classes="form-label")
-                yield Input("30", id="cluster-leaf-delay", placeholder="days between trust and leaf")
+                yield Input("30", id="cluster-leaf-delay", placeholder="days between trust and leaf, e.g. 30",
+                            type="integer")
+                yield Label("days", classes="form-unit")
             with Horizontal(classes="form-row"):
                 yield Label("Autopilot", classes="form-label")
                 yield Select(AUTOPILOT_CHOICES, value="nights", allow_blank=False, id="autopilot-windows")
@@ -181,6 +199,12 @@ class FirstRunScreen(Screen[str]):
         for label, key in (("User", "user"), ("Delivery", "delivery")):
             clients.add_column(label, key=key)
         self.query_one("#cluster-name", Input).focus()
+
+    def filled(self) -> bool:
+        """True once the operator typed or added anything: quitting would lose it (the app asks first)."""
+        defaults = {"cluster-leaf-delay": "30", "node-ssh-port": "22"}
+        typed = any(field.value.strip() != defaults.get(field.id or "", "") for field in self.query(Input))
+        return typed or bool(self.nodes or self.clients)
 
     # -- building the inventory -------------------------------------------------------------
 

@@ -21,7 +21,7 @@ A **CA rotation** has four phases:
 
 Every step can be **previewed** (the exact files and commands per host) and **rolled back** while the
 rotation is in flight. The state file records everything, so quitting is always safe: open the wizard
-again, or run `certrotate advance`, and it resumes where it stopped.
+again and press n, and it resumes where it stopped.
 
 **Start** (`s`) also offers leaf-only rotations, first-time setup, the **UI certificate** (`5`: your own
 DB Console certificate, checked against every node, then installed node by node) and, when

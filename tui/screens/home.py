@@ -18,12 +18,13 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from core.config.inventory import NodeConfig
 from core.config.record import RotationRecord
-from core.rotation.kinds.ca import WaitTooLong
 from core.config.state import State
-from core.errors import CertRotateError
+from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
+from core.rotation.kinds.ca import WaitTooLong
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
+from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import kind_title
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel
@@ -91,7 +92,7 @@ class HomeScreen(Screen):
         if self.app.demo and self.app.demo_note:
             title.append(f"\n{self.app.demo_note}", style="italic cyan")
         self.query_one("#cluster-title", Static).update(title)
-        self.query_one(PhaseTimeline).stages = tuple(view.timeline(state))
+        self.query_one(PhaseTimeline).stages = tuple(view.timeline(state, self.app.now()))
         panel = self.query_one(NextStepPanel)
         panel.clock = self.app.clock
         panel.step = view.next_step(state, self.app.now(), self._served())
@@ -147,17 +148,23 @@ class HomeScreen(Screen):
     # -- which actions are possible now ---------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A key that would do nothing in this phase is not in the footer (False hides it; None would only dim it)."""
         state = self.app.state
         if state is None:
             return None
         in_flight = bool(state.rotation)
         if action == "start":
-            return True if not in_flight else None
+            return not in_flight
         if action in ("run_next", "preview", "rollback"):
-            return True if in_flight else None
+            return in_flight
         if action == "confirm":
-            return True if in_flight and view.next_step(state, self.app.now()).kind == "confirm" else None
+            return in_flight and bool(self._to_confirm(view.next_step(state, self.app.now())))
         return True
+
+    @staticmethod
+    def _to_confirm(step: view.NextStep) -> tuple[str, ...]:
+        """What the checklist would offer: a confirmation gate's items, or the ones the wait still needs."""
+        return step.items if step.kind in ("confirm", "schedule") else ()
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -197,7 +204,15 @@ class HomeScreen(Screen):
         self.app.push_screen(UiCertScreen(self.app.state), chosen)
 
     def action_run_next(self) -> None:
-        """Two deliberate actions change a node: `n` shows the plan, Enter on it runs."""
+        """Two deliberate actions change a node: `n` shows the plan, Enter on it runs.
+
+        Before the wait's date nothing would run, so `n` says so (and what p and c do) instead."""
+        step = view.next_step(self.app.state, self.app.now())
+        if step.kind == "schedule":
+            confirm = f" Meanwhile c confirms {', '.join(step.items)}." if step.items else ""
+            self.notify(f"Nothing runs before {view.when(step.until)} UTC (the wait); p previews the leaf step now."
+                        + confirm, title="Not yet", timeout=6)
+            return
         self.action_preview(confirming=True)
 
     def run_step_now(self) -> None:
@@ -219,19 +234,23 @@ class HomeScreen(Screen):
 
         state = self.app.state
         step = view.next_step(state, self.app.now())
-        if step.kind != "confirm":
+        items = self._to_confirm(step)
+        if not items:
             self.say("Nothing is waiting for a confirmation.")
             return
+        reason = step.reason if step.kind == "confirm" else view.TRUST_CONFIRM_REASON
 
         def chosen(items: list[str] | None) -> None:
             if items:
                 self.confirm_clients(items)
 
-        exports = {item: operations.export_dir(state, item.split("@")[0]) for item in step.items}
-        from core.rotation import kubernetes_manifests as kubernetes  # imported on use: start-up stays light for SSH clusters
+        exports = {item: operations.export_dir(state, item.split("@")[0]) for item in items}
+        from core.rotation import (
+            kubernetes_manifests as kubernetes,  # imported on use: start-up stays light for SSH clusters
+        )
 
         instructions = kubernetes.gate_instructions(state.inventory, state.rotation, state.base_dir)
-        self.app.push_screen(ConfirmGateScreen(step.reason, list(step.items), exports, instructions), chosen)
+        self.app.push_screen(ConfirmGateScreen(reason, list(items), exports, instructions), chosen)
 
     def action_rollback(self) -> None:
         from tui.screens.rollback import RollbackScreen
@@ -291,15 +310,23 @@ class HomeScreen(Screen):
     @work(group="core", exit_on_error=False)
     async def start_rotation(self, kind: str, run_now: bool = False, **options: str) -> None:
         async with self.app.core_gate:
-            try:
-                state = await asyncio.to_thread(operations.start, self.app.state_path, kind, **options)
-            except WaitTooLong as error:
-                self.ask_for_shorter_wait(kind, str(error), error.longest)
-                return
-            except CertRotateError as error:
-                self.say(str(error), error=True)
-                self.notify(str(error), title="Not started", severity="error")
-                return
+            for attempt in range(MAX_TRIES):
+                try:
+                    state = await asyncio.to_thread(operations.start, self.app.state_path, kind, **options)
+                    break
+                except SecretNeeded as needed:  # an encrypted CA key or a token: ask, then try again
+                    if attempt < MAX_TRIES - 1 and await ask_secret(self.app, needed):
+                        continue
+                    self.say(str(needed), error=True)
+                    self.notify(str(needed), title="Not started", severity="error")
+                    return
+                except WaitTooLong as error:
+                    self.ask_for_shorter_wait(kind, str(error), error.longest)
+                    return
+                except CertRotateError as error:
+                    self.say(str(error), error=True)
+                    self.notify(str(error), title="Not started", severity="error")
+                    return
         self.app.state = state
         self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. "
                  "Press n to see what its first step will do.")

@@ -9,8 +9,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
+from core.config.record import RotationRecord
 from core.config.state import State
-from tui.view import client_key
+from core.config.workspace import Workspace
+from core.rotation import discard
+from tui.view import client_key, kind_title
 
 
 def rollback_summary(state: State) -> str:
@@ -25,16 +28,29 @@ def rollback_summary(state: State) -> str:
                      "the rotation (node.crt/node.key too once a promote manifest was written: put them in "
                      "certs/kubernetes/<rotation id>/before/<region>/). You apply it and restart the StatefulSet, "
                      "then confirm; nodes with a sql_addr are verified.")
-    lines = [f"Rotation {rotation.get('id')} ({rotation.get('kind')}) is in phase {state.phase}.", "", node_line]
+    lines = [f"Rotation {rotation.get('id')} ({kind_title(rotation.get('kind'))}) is in phase {state.phase}.", "",
+             node_line]
     if ssh_clients:
         lines.append(f"• Clients over SSH ({', '.join(ssh_clients)}): their previous files come back, and their "
                      "restart command runs.")
     lines.append("• The local ca.crt goes back to the bundle from before the rotation.")
+    lines.append(_local_line(state))
     if manual:
-        lines.append(f"• Manually delivered clients ({', '.join(manual)}): give them back their previous files "
-                     "yourself; certrotate cannot reach them.")
+        lines.append(f"• Manually delivered clients ({', '.join(manual)}): certrotate cannot reach them, so what they "
+                     "were given you take back by hand:")
+        lines += [f"    – {label}: {sentence}" for label, sentence in discard.manual_clients(state)]
     lines += ["", "The rotation is recorded in the history as rolled back and the phase returns to idle."]
     return "\n".join(lines)
+
+
+def _local_line(state: State) -> str:
+    """What goes away on this machine: the abandoned new CA key, the staged leaves, the exports."""
+    ws = Workspace(state.base_dir, state.inventory.cluster)
+    keys = [ws.relative(path) for path in discard.abandoned_ca_files(state) if path.suffix == ".key"]
+    what = f"the new CA key {', '.join(keys)} and its certificate" if keys else "the new certificates"
+    staged = ws.relative(ws.rotation_dir(RotationRecord(state.rotation).id))
+    return (f"• On this machine: {what}, the certificates and keys staged in {staged}/ and the files exported for "
+            "clients delivered by hand are removed (nothing will ever use them).")
 
 
 class RollbackScreen(ModalScreen[bool]):

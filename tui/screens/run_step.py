@@ -20,18 +20,21 @@ from textual.widgets import Footer, Header, ProgressBar, RichLog, Static
 
 from core.config.record import RotationRecord
 from core.config.state import State
-from core.errors import CertRotateError
+from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
+from core.rotation.contract import PLAN_LINE
+from core.rotation.discard import MANUAL
 from tui import operations
 from tui.screens.host_key import settle_host_keys
+from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import when
-from core.rotation.contract import PLAN_LINE
 from tui.widgets.host_progress import FINAL, HostProgress
 
 if TYPE_CHECKING:
     from core.rotation.model import Progress
 
-STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow"}
+STATUS_STYLES = {"ok": "green", "failed": "bold red", "skipped": "dim", "running": "", "waiting": "yellow",
+                 MANUAL: "bold yellow"}
 
 
 def _host_count(state: State, step: str) -> int:
@@ -69,6 +72,7 @@ class RunStepScreen(Screen[tuple[str, str]]):
         self._state: State | None = None
         self._counted: set[str] = set()
         self._done: set[tuple[str, str]] = set()
+        self.by_hand: list[str] = []  # what only the operator can do (a rollback's clients delivered by hand)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -115,8 +119,15 @@ class RunStepScreen(Screen[tuple[str, str]]):
                 elif self.operation == "rollback":
                     self.outcome = await asyncio.to_thread(operations.rollback, state, pool, report=self.report)
                 else:
-                    self.outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock,
-                                                           report=self.report)
+                    for attempt in range(MAX_TRIES):
+                        try:
+                            self.outcome = await asyncio.to_thread(operations.advance, state, pool, now=app.clock,
+                                                                   report=self.report)
+                            break
+                        except SecretNeeded as needed:  # an encrypted CA key or a token: ask, then run again
+                            if attempt == MAX_TRIES - 1 or not await ask_secret(app, needed):
+                                raise
+                            state = self._state = await asyncio.to_thread(operations.load, app.state_path)
             except CertRotateError as failure:
                 error = str(failure)
             finally:
@@ -158,16 +169,24 @@ class RunStepScreen(Screen[tuple[str, str]]):
     def _describe_outcome(self) -> str:
         outcome = self.outcome
         if self.operation == "rollback" and not (outcome and outcome.gate):
-            return "Rolled back: every host has its files from before the rotation. Phase idle."
+            done = "Rolled back: every host certrotate reaches has its files from before the rotation. Phase idle."
+            if self.by_hand:
+                done += " Still to do by hand — " + " ".join(self.by_hand)
+            return done
         if outcome is None:
             return "Done."
         if outcome.finished:
-            return "Rotation finished; phase idle."
+            state = self.app.state
+            retired = state.history[-1].get("retired_ca_key") if state is not None and state.history else None
+            return "Rotation finished; phase idle." + (f" The old CA key was moved to {retired}." if retired else "")
         gate = outcome.gate
         if gate is None:
             return f"Phase {outcome.phase}."
         if gate.kind == "schedule":
             return f"Phase {outcome.phase}: waiting until {when(gate.until)} UTC — {gate.reason}."
+        if gate.kind == "certificates":
+            return (f"Phase {outcome.phase}: waiting for signed certificates — {gate.reason}. Still missing: "
+                    f"{', '.join(gate.items)}; press n on the overview once they are there.")
         return (f"Phase {outcome.phase}: waiting for your confirmation — {gate.reason} ({', '.join(gate.items)}); "
                 "press c on the overview.")
 
@@ -176,6 +195,8 @@ class RunStepScreen(Screen[tuple[str, str]]):
     @on(Progressed)
     def show_progress(self, message: Progressed) -> None:
         event = message.event
+        if event.status == MANUAL:
+            self.by_hand.append(f"{event.host}: {event.detail}")
         if not (event.heading and event.host == PLAN_LINE):  # the executed plan's digest: a log line, not a host
             self.query_one(HostProgress).show(event)
         line = Text(f"{event.host:<20} {event.step:<8} ")

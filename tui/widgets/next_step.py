@@ -41,7 +41,10 @@ class NextStepPanel(Widget):
         text.append("Next: ", style="bold")
         text.append(step.title + "\n", style="bold")
         text.append(step.reason + "\n")
-        if step.items:
+        if step.items and step.kind == "schedule":
+            text.append("Also still to confirm: " + ", ".join(step.items) + " (c opens the checklist once they have "
+                        "the new bundle)\n", style="italic")
+        elif step.items:
             text.append("Waiting for: " + ", ".join(step.items) + "\n", style="italic")
         if step.last_error:
             text.append("Last error: ", style="bold red")

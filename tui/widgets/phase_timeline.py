@@ -16,15 +16,15 @@ class PhaseTimeline(Horizontal):
     """Shows `stages` (from tui.view.timeline); `current` is the phase in progress, or "idle"."""
 
     DEFAULT_CSS = """
-    PhaseTimeline { height: 5; }
+    PhaseTimeline { height: 6; }
     PhaseTimeline .stage {
-        width: 1fr; height: 5; padding: 0 1;
+        width: 1fr; height: 6; padding: 0 1;
         border: round $panel-lighten-2; color: $text-muted;
     }
     PhaseTimeline .stage.-done { border: round $success; color: $text; }
     PhaseTimeline .stage.-current { border: heavy $accent; color: $text; text-style: bold; }
     PhaseTimeline .stage.-skipped { color: $text-disabled; }
-    PhaseTimeline .arrow { width: 3; height: 5; content-align: center middle; color: $text-muted; }
+    PhaseTimeline .arrow { width: 3; height: 6; content-align: center middle; color: $text-muted; }
     """
 
     stages: reactive[tuple[Stage, ...]] = reactive((), recompose=True)

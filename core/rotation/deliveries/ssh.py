@@ -25,7 +25,7 @@ from core.pki.certs_dir import CLIENT_NODE_CERT
 from core.remote.known_hosts import HostKeyChanged, UnknownHostKey
 from core.remote.probes import probe_http, probe_sql
 from core.remote.ssh import SshPool
-from core.rotation import lifecycle, regions, restore
+from core.rotation import key_on_node, lifecycle, regions, restore
 from core.rotation import signers as signers_mod
 from core.rotation.context import MAX_PARALLEL_HOSTS, Run
 from core.rotation.kinds import Kind
@@ -217,7 +217,11 @@ def roll_out(run: Run, node: NodeConfig, change: NodeChange) -> None:
                                address=address, direct_tls=probe.direct_tls, backup_id=f"{run.rid}.leaf",
                                verified=record.done("leaf"), accepted=change.accepted, trusted=change.trusted)
     run.report(Progress(node.name, "leaf", "running", "starting"))
+    if change.key_made_on_node and run.dry_run:
+        run.plans.setdefault(node.name, []).extend(key_on_node.preview_lines(run, node.name, node.certs_dir))
     try:
+        if change.key_made_on_node and actions and not run.dry_run:
+            key_on_node.switch_key(run, node.name, node.certs_dir, session, f"{run.rid}.leaf")  # backed up, then renamed
         run.execute(node.name, session, actions, "leaf")
     except CertRotateError as error:
         if run.dry_run:
