@@ -6,7 +6,8 @@ Each sample is a fresh process (imports included, as an operator experiences it)
 time from spawning it to the moment Textual calls the app's auto-pilot, i.e. the first
 screen is composed and painted (headless, 140x45). The wizard opens on a state file of
 three nodes on a closed loopback port, so its host refresh fails fast in the background
-and costs the first paint nothing. Target: the wizard's median within 1.5x the minimal app's.
+and costs the first paint nothing. Target: the wizard's median within 1.3x the minimal app's.
+Both run with their bytecode cache, as installed (PYTHONDONTWRITEBYTECODE is dropped for them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+TARGET = 1.3
 
 STATE = """\
 [cluster]
@@ -69,7 +72,8 @@ Minimal().run(headless=True, size=(140, 45), auto_pilot=ready)
 
 def sample(code: str, state: Path) -> float:
     started = time.time()
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(state)],
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), str(state)], env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=state.parent)
     try:
         for line in child.stdout:
@@ -84,7 +88,7 @@ def sample(code: str, state: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="certrotate-bench-") as tmp:
         state = Path(tmp) / "certrotate.toml"
@@ -98,8 +102,10 @@ def main() -> int:
     m, w = statistics.median(minimal), statistics.median(wizard)
     print(f"minimal Textual app: median {m * 1000:.0f} ms (min {min(minimal) * 1000:.0f} ms) over {args.runs} runs")
     print(f"certrotate wizard:   median {w * 1000:.0f} ms (min {min(wizard) * 1000:.0f} ms) over {args.runs} runs")
-    print(f"ratio {w / m:.2f}x (target <= 1.5x): {'OK' if w / m <= 1.5 else 'OVER'}")
-    return 0 if w / m <= 1.5 else 1
+    load = os.getloadavg()
+    print(f"ratio {w / m:.2f}x (target <= {TARGET}x): {'OK' if w / m <= TARGET else 'OVER'}; "
+          f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return 0 if w / m <= TARGET else 1
 
 
 if __name__ == "__main__":
