@@ -26,7 +26,7 @@ async def test_the_overview_of_an_expired_cluster_leads_to_its_recovery(lab_fact
         home = await home_ready(pilot)
         step = home.query_one(NextStepPanel).step
         assert step.title == "Recover the cluster: its certificates have expired"
-        assert "The CA expired on" in step.reason and "Press s, then 7" in step.reason
+        assert "The CA expired on" in step.reason and step.hint == "Press s, then 7 (Recover an expired cluster)."
         assert "the cluster is down" in str(home.query_one("#cluster-title").render())
 
         await pilot.press("s")

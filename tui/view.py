@@ -126,6 +126,7 @@ class NextStep:
     until: dt.datetime | None = None
     items: tuple[str, ...] = ()  # what a confirmation waits for; at a schedule gate, what the wait also needs
     last_error: str = ""
+    hint: str = ""  # the key to press, where it is more than the kind's usual one
 
 
 def pending_confirmations(state: State, confirm_key: str | None = None) -> list[str]:
@@ -165,8 +166,8 @@ def next_step(state: State, now: dt.datetime, served: dict[str, dt.datetime | No
         outage = expiry_outage(state, now, served)
         if outage is not None:
             number = kinds.NAMES.index(recover.NAME) + 1
-            return NextStep("start", "Recover the cluster: its certificates have expired",
-                            f"{outage.why} Press s, then {number} (Recover an expired cluster).")
+            return NextStep("start", "Recover the cluster: its certificates have expired", outage.why,
+                            hint=f"Press s, then {number} (Recover an expired cluster).")
         return NextStep("start", "Start a rotation",
                         "No rotation is in flight. Start a CA rotation, first-time setup, or a node-only or "
                         "client-only rotation.")
@@ -221,8 +222,7 @@ def next_step(state: State, now: dt.datetime, served: dict[str, dt.datetime | No
                             "Each client below got its new certificate as files to deliver by hand; confirm that "
                             "it has them and was restarted.", items=tuple(pending), last_error=error)
         if kind.all_at_once:
-            return NextStep("run", kind.leaf_title, f"{record.recovery.get('why', '')} Press p to preview every file "
-                            "and command first.", last_error=error)
+            return NextStep("run", kind.leaf_title, record.recovery.get("why", ""), last_error=error)
         return NextStep("run", kind.leaf_title,
                         f"Issue and roll out new leaf certificates ({kind.title}), node by node, "
                         "each node verified by the certificate it serves; a node that does not serve its new "

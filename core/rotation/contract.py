@@ -173,7 +173,7 @@ class Contract:
             note = "as previewed" if same else f"the last preview was {preview['digest']}"
         else:
             note = "no preview of this step"
-        self.run.report(Progress(PLAN_LINE, step, "ok", f"executed plan {executed} ({note})", heading=True))
+        self.run.report(Progress(PLAN_LINE, step, "note", f"executed plan {executed} ({note})", heading=True))
         self.run.record(f"{step}: executed plan", detail=f"{executed} ({note})")
 
 

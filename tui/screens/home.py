@@ -328,7 +328,7 @@ class HomeScreen(Screen):
                     self.notify(str(error), title="Not started", severity="error")
                     return
         self.app.state = state
-        self.say(f"Started {kind_title(kind)} {state.rotation['id']}; phase {state.phase}. "
+        self.say(f"Started {kind_title(RotationRecord(state.rotation).kind)} {state.rotation['id']}; phase {state.phase}. "
                  "Press n to see what its first step will do.")
         if run_now:
             self.run_step_now()

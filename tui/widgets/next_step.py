@@ -49,7 +49,7 @@ class NextStepPanel(Widget):
         if step.last_error:
             text.append("Last error: ", style="bold red")
             text.append(step.last_error + "\n", style="red")
-        hint = KEYS.get(step.kind, "")
+        hint = step.hint or KEYS.get(step.kind, "")
         if step.kind == "schedule" and self.demo:
             hint = "Demo: press t to time travel past this date."
         text.append(hint, style="dim")
