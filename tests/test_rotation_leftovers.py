@@ -8,21 +8,16 @@ import stat
 import pytest
 
 from core.config import state as state_mod
-from tests.rotation_support import FUTURE, certrotate, edit_inventory
+from tests.rotation_support import FUTURE, certrotate
+from tests.tui_helpers import demo_like_lab
 
 pytestmark = pytest.mark.lab
 
 
-def short_verify(data):
-    data["cluster"]["verify_timeout_seconds"] = 5
-
-
 @pytest.fixture
 def lab(lab_factory):
-    """3 nodes, client `app` over SSH, client `root` delivered by hand."""
-    lab = lab_factory(3, ssh_clients=("app",))
-    edit_inventory(lab, short_verify)
-    return lab
+    """3 nodes, client `app` over SSH, client `root` delivered by hand (as the demo has them)."""
+    return demo_like_lab(lab_factory)
 
 
 def status(lab):

@@ -92,9 +92,7 @@ def client_expiries(state: State) -> list[CertExpiry]:
     out = []
     for client in state.inventory.clients:
         name = client_cert_name(client.user)
-        paths = [ws.local_certs_dir / name]
-        paths += [ws.rotation_dir(rid) / "clients" / client.user / name for rid in _done_rotations(state)]
-        newest = _newest(paths)
+        newest = ws.newest_client_certificate(client.user, state.history)
         key = client_key(client)
         if newest is None:
             out.append(CertExpiry(key, "client", name, None, problem=f"certrotate holds no {name}"))

@@ -78,6 +78,20 @@ class Workspace:
     def export_dir(self, user: str) -> Path:
         return self.local_certs_dir / "export" / user
 
+    def newest_client_certificate(self, user: str, history: list[dict]) -> x509.Certificate | None:
+        """The newest certificate certrotate holds for `user`: the local certs dir's (as `cert create-client`
+        writes it) or one a finished rotation issued; unreadable copies are passed over."""
+        name = client_cert_name(user)
+        done = [str(e["id"]) for e in history if e.get("outcome") == "done" and e.get("id")]
+        paths = [self.local_certs_dir / name] + [self.rotation_dir(rid) / "clients" / user / name for rid in done]
+        certificates = []
+        for path in paths:
+            try:
+                certificates.append(x509.load_pem_x509_certificate(path.read_bytes()))
+            except (OSError, ValueError):
+                continue
+        return max(certificates, key=lambda c: c.not_valid_before_utc, default=None)
+
     def relative(self, path: Path) -> str:
         try:
             return str(path.relative_to(self.base_dir))

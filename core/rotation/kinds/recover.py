@@ -22,13 +22,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from core import files, pki
+from core import pki
 from core.config.record import opened, rotation_id_for
 from core.config.state import State
 from core.config.workspace import Workspace
 from core.errors import BadInput
-from core.pki import bundle
-from core.pki.certs_dir import client_cert_name
 from core.rotation.kinds.base import Kind, _always, _never
 from core.rotation.kinds.expiry import signing_ca_life
 
@@ -103,19 +101,8 @@ def diagnose(seen: Observed, now: dt.datetime) -> Recovery | None:
 
 
 def newest_client_certificate(ws: Workspace, state: State, user: str) -> dt.datetime | None:
-    """When the newest certificate certrotate knows for `user` ends: the local certs dir's, or the last rotation's."""
-    candidates = [ws.local_certs_dir / client_cert_name(user)]
-    for entry in reversed(state.history):
-        if entry.get("outcome") == "done" and entry.get("id"):
-            candidates.append(ws.rotation_dir(entry["id"]) / "clients" / user / client_cert_name(user))
-            break
-    newest = None
-    for path in candidates:
-        if not path.exists():
-            continue
-        certificate = bundle.parse_certificates(files.read_bytes(path, "A client certificate"), str(path))[0].certificate
-        if newest is None or certificate.not_valid_before_utc > newest.not_valid_before_utc:
-            newest = certificate
+    """When the newest certificate certrotate knows for `user` ends (None: it knows none)."""
+    newest = ws.newest_client_certificate(user, state.history)
     return newest.not_valid_after_utc if newest is not None else None
 
 
