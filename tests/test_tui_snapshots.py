@@ -5,7 +5,8 @@ Nothing in them may vary from run to run:
   refused, always with the same sentence, and never waits on a timeout;
 - the state file sits at one fixed path (a symlink to tmp_path), because the home screen shows it;
   a lock file keeps two runs of these tests from sharing that path at once;
-- the rotation's dates are fixed, and so is the clock (`core.pki.utcnow`, which `app.now()` reads).
+- the rotation's dates are fixed, and so is the clock: `tui.app.real_now`, which `app.now()` reads, and
+  `core.pki.utcnow`, which core reads.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 from core import pki
 from core.config import state as state_mod
 from tests.tui_helpers import SIZE, home_ready, screen_shown
+from tui import app as tui_app
 from tui.app import CertRotateApp
 
 FIXED_DIR = Path("/tmp/certrotate-snapshot")
@@ -37,6 +39,7 @@ INVENTORY = '[cluster]\nname = "prod"\n' + "".join(
 def state_path(tmp_path, monkeypatch) -> Path:
     """The fixed state file path, pointing into tmp_path; the clock stands still at NOW."""
     monkeypatch.setattr(pki, "utcnow", lambda: NOW)
+    monkeypatch.setattr(tui_app, "real_now", lambda: NOW)
     with open(f"{FIXED_DIR}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         with contextlib.suppress(FileNotFoundError):

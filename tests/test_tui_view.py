@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+from core import pki
 from core.config.state import parse_state
 from core.rotation import engine
 from tui import view
+
+REPO = Path(__file__).resolve().parent.parent
 
 INVENTORY = b"""
 [cluster]
@@ -40,10 +44,65 @@ def state_in(phase: str, **rotation):
 
 def test_the_overview_loads_no_ssh_stack():
     """The wizard's first paint reads the state file and the kinds registry only: no paramiko, no engine."""
-    code = "import sys, tui.view, tui.screens.start; print(sorted(m for m in ('paramiko', 'core.rotation.engine') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parent.parent)
+    code = ("import sys, tui.view, tui.screens.start, tui.screens.home; "
+            "print(sorted(m for m in ('paramiko', 'core.rotation.engine', 'cryptography') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert result.stdout.strip() == "[]"
+
+
+# The real wizard, headless, on `argv[1]`: what is loaded when Textual hands it to the auto-pilot (its first
+# frame, as bench/bench_startup.py times it), then every step the next-step panel showed until the first
+# host refresh is done. The panel's watcher is wrapped only to note each step it is given.
+FIRST_FRAME = """
+import json, sys
+from tui.app import CertRotateApp
+from tui.widgets.next_step import NextStepPanel
+
+shown, seen, report = NextStepPanel.watch_step, [], {}
+
+def noting(panel, step):
+    seen.append(step.title if step else None)
+    shown(panel, step)
+
+NextStepPanel.watch_step = noting
+
+async def first_frame(pilot):
+    report["loaded"] = sorted(m for m in ("cryptography", "paramiko", "core.rotation.engine") if m in sys.modules)
+    report["screen"] = type(pilot.app.screen).__name__
+    from tests.tui_helpers import home_ready  # it loads the test lab (cryptography): only now
+
+    await home_ready(pilot)
+    report["steps"] = [title for title in seen if title]
+    pilot.app.exit()
+
+CertRotateApp(sys.argv[1]).run(headless=True, size=(140, 45), auto_pilot=first_frame)
+print(json.dumps(report))
+"""
+
+
+def test_the_first_frame_needs_no_pki_and_never_claims_an_untrue_next_step(tmp_path):
+    """No cryptography or paramiko before the first frame; an expired cluster is never told to start a rotation.
+
+    The CA expired yesterday, and nothing listens where the nodes are: the wizard can only learn that the
+    cluster is down from its local CA, which it reads after the first frame. Until then the next-step panel
+    says it is checking; then it leads to the recovery."""
+    now = pki.utcnow()
+    expired = pki.issue_ca(key_type="ecdsa-p256", now=now - dt.timedelta(days=3), lifetime=dt.timedelta(days=2))
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.crt").write_bytes(expired.cert_pem)
+    state = tmp_path / "certrotate.toml"
+    state.write_text('[cluster]\nname = "prod"\n' + "".join(
+        f'\n[[nodes]]\nname = "n{i}"\nssh_host = "127.0.0.2"\nssh_port = 1\nsql_addr = "127.0.0.2:1"\n'
+        f'certs_dir = "/var/lib/cockroach/certs"\n' for i in (1, 2)) + '\n[[clients]]\nuser = "root"\n')
+    result = subprocess.run([sys.executable, "-c", FIRST_FRAME, str(state)], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["screen"] == "HomeScreen"
+    assert report["loaded"] == [], f"loaded before the first frame: {report['loaded']}"
+    recover = "Recover the cluster: its certificates have expired"
+    assert report["steps"][0] in (view.CHECKING_EXPIRY.title, recover), report["steps"]
+    assert report["steps"][-1] == recover and "Start a rotation" not in report["steps"], report["steps"]
 
 
 def test_confirmation_keys_are_the_engines():

@@ -22,7 +22,6 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from core import pki
 from core.config import state as state_mod
 from core.config.record import RotationRecord
 from core.config.state import State
@@ -30,6 +29,11 @@ from core.errors import CertRotateError, LockHeld
 from tui.commands import BUILT_INS, CertRotateCommands
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
+
+
+def real_now() -> dt.datetime:
+    """The real time in UTC, from the standard library: a clock needs no certificate code before the first frame."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def is_printable_key(key: str) -> bool:
@@ -85,7 +89,7 @@ class CertRotateApp(App[int]):
 
     def now(self) -> dt.datetime:
         """The clock schedule gates read: real time, or where time travel put it (demo)."""
-        return self.clock or pki.utcnow()
+        return self.clock or real_now()
 
     def on_load(self) -> None:
         try:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import state as state_mod
 from core.config.state import State
-from core.config.workspace import Workspace
 
 if TYPE_CHECKING:
     from core.remote.ssh import SshPool
@@ -62,5 +61,7 @@ def rollback(state: State, pool: SshPool, **options: Any) -> Outcome:
 
 def export_dir(state: State, user: str) -> str:
     """Where a manually delivered client's files wait for the operator, relative to the state file."""
+    from core.config.workspace import Workspace  # cryptography: not before the first frame
+
     ws = Workspace(state.base_dir, state.inventory.cluster)
     return ws.relative(ws.export_dir(user))

@@ -9,19 +9,22 @@ The engine decides; these only read what it recorded, with the same rules for ga
 
 They run before the first paint, so they read only the state file's typed views
 (core.config.record) and the kinds registry (core.rotation.kinds), never the engine: the
-SSH stack is not loaded until a step runs (tests/test_tui_view.py proves it).
+SSH stack is not loaded until a step runs, nor cryptography before the first frame
+(tests/test_tui_view.py proves both). `expiry_outage`, which reads the local CA, is the one
+exception: the home screen runs it in a worker after the first frame, and until then the
+next step is `CHECKING_EXPIRY`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 from typing import Any
 
 from core.config.inventory import ClusterConfig, NodeConfig
 from core.config.record import DONE, FAILED, HostRecord, RotationRecord, client_key, confirm_key_for
 from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import CertRotateError
 from core.rotation import kinds, proof_record
 from core.rotation.kinds import Kind, recover
@@ -120,7 +123,7 @@ TRUST_CONFIRM_REASON = ("Each client below got the new CA bundle as files to del
 
 @dataclass(frozen=True)
 class NextStep:
-    kind: str  # "start", "run", "schedule", "confirm"
+    kind: str  # "start", "run", "schedule", "confirm"; "check" while an idle cluster's expiry is judged
     title: str
     reason: str
     until: dt.datetime | None = None
@@ -143,13 +146,31 @@ def _leaf_delivered(state: State) -> bool:
     return all(record.client(client_key(c)).done("leaf") for c in state.inventory.clients)
 
 
-def expiry_outage(state: State, now: dt.datetime, served: dict[str, dt.datetime | None] | None = None):
+class Unjudged(enum.Enum):
+    """Whether an idle cluster is down by expiry has not been judged yet (that reads the local CA)."""
+
+    UNJUDGED = "unjudged"
+
+
+UNJUDGED = Unjudged.UNJUDGED
+# What the overview says of an idle cluster until its expiry is judged: neither "start a rotation"
+# nor "recover" would be known to be true yet.
+CHECKING_EXPIRY = NextStep("check", "Checking the cluster's certificates…",
+                           "Reading the local CA bundle (and, as the hosts answer, what each node serves) to tell "
+                           "whether the cluster's certificates have expired; the next step follows in a moment.")
+
+
+def expiry_outage(state: State, now: dt.datetime,
+                  served: dict[str, dt.datetime | None] | None = None) -> recover.Recovery | None:
     """The recovery the cluster needs when its certificates have expired (core.rotation.kinds.recover), else None.
 
     `served` is what the host refresh saw each node serve; without it only the operator's files are judged.
+    It reads the local CA with cryptography, so the home screen calls it in a worker thread.
     """
     if state.rotation:
         return None
+    from core.config.workspace import Workspace
+
     try:
         ws = Workspace(state.base_dir, state.inventory.cluster)
         nodes = {node.name: (served or {}).get(node.name) for node in state.inventory.nodes}
@@ -158,12 +179,15 @@ def expiry_outage(state: State, now: dt.datetime, served: dict[str, dt.datetime 
         return None  # no readable local bundle: nothing to judge here (check and doctor say why)
 
 
-def next_step(state: State, now: dt.datetime, served: dict[str, dt.datetime | None] | None = None) -> NextStep:
+def next_step(state: State, now: dt.datetime, outage: recover.Recovery | None | Unjudged = UNJUDGED) -> NextStep:
+    """What the operator does next; with no rotation in flight that depends on `outage` (`expiry_outage`'s
+    answer), and is `CHECKING_EXPIRY` until it is known."""
     rotation = state.rotation
     nodes, clients = len(state.inventory.nodes), len(state.inventory.clients)
     hosts = f"{nodes} node{'s' * (nodes != 1)} and {clients} client{'s' * (clients != 1)}"
     if not rotation:
-        outage = expiry_outage(state, now, served)
+        if outage is UNJUDGED:
+            return CHECKING_EXPIRY
         if outage is not None:
             number = kinds.NAMES.index(recover.NAME) + 1
             return NextStep("start", "Recover the cluster: its certificates have expired", outage.why,

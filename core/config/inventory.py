@@ -14,9 +14,7 @@ from urllib.parse import urlsplit
 
 from core.config.profiles import PROFILES as CLUSTER_PROFILES
 from core.errors import BadInput
-from core.pki import check_user_name
-from core.pki.client_formats import DEFAULT_FORMATS, FORMATS
-from core.pki.keys import KEY_TYPES, check_key_type
+from core.pki.rules import DEFAULT_FORMATS, FORMATS, KEY_TYPES, check_key_type, check_user_name
 
 PROFILES = tuple(CLUSTER_PROFILES)  # the names `profile` accepts: "cockroach", "postgres", "generic"
 DELIVERIES = ("ssh", "kubernetes")  # how node files reach the nodes: certrotate over SSH, or Secrets the operator applies
@@ -111,7 +109,7 @@ class ClientConfig:
     known_hosts: str | None = None
     certs_dir: str | None = None
     restart: str | None = None
-    formats: tuple[str, ...] = DEFAULT_FORMATS  # pem | pk8 | p12 (core.pki.client_formats)
+    formats: tuple[str, ...] = DEFAULT_FORMATS  # pem | pk8 | p12 (core.pki.client_formats makes them)
     p12_password_file: str | None = None  # operator-side file holding the PKCS#12 password; never stored
     key_on_host: bool = False  # the client's key is made on its SSH host; only a CSR leaves it
 

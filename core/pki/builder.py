@@ -27,6 +27,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.errors import BadInput
 from core.pki.keys import DEFAULT_KEY_TYPE, PrivateKey, PublicKey, generate_private_key, private_key_pem
+from core.pki.rules import check_user_name
 
 ORGANIZATION = "Cockroach"
 BACKDATE = dt.timedelta(hours=24)
@@ -113,22 +114,6 @@ def subject_alternative_names(addresses: list[str]) -> list[x509.GeneralName]:
             raise BadInput(f"{address!r}: a wildcard may only be the left-most label.")
         names.append(x509.DNSName(address.rstrip(".").lower()))
     return names
-
-
-def check_user_name(user: str) -> str:
-    """A client user name becomes a file name (client.<user>.crt): refuse anything that escapes."""
-    if not user:
-        raise BadInput("The client user name is empty.")
-    if len(user) > 128:
-        raise BadInput("The client user name is longer than 128 characters.")
-    if "/" in user or "\\" in user or "\x00" in user or ".." in user or user.startswith("."):
-        raise BadInput(
-            f"User name {user!r} cannot be used: it would make an unsafe file name "
-            "(no '/', '\\', '..', NUL or leading dot)."
-        )
-    if any(ch.isspace() or not ch.isprintable() for ch in user):
-        raise BadInput(f"User name {user!r} contains white space or control characters.")
-    return user
 
 
 def _name(common_name: str) -> x509.Name:

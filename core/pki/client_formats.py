@@ -24,9 +24,8 @@ from core.errors import BadInput
 from core.pki.bundle import parse_certificates
 from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
 from core.pki.keys import PrivateKey, key_matches_certificate, load_private_key, private_key_der_pkcs8
+from core.pki.rules import DEFAULT_FORMATS, FORMATS
 
-FORMATS = ("pem", "pk8", "p12")
-DEFAULT_FORMATS = ("pem",)
 CA_TRUSTSTORE = "ca.p12"  # the CA bundle as a PKCS#12 truststore (Java, .NET), beside ca.crt
 PUBLIC, PRIVATE = 0o644, 0o600
 

@@ -6,37 +6,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from core.errors import BadInput, SecretNeeded
+from core.pki import rules
+from core.pki.rules import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits  # noqa: F401 - also imported from here
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
+_CURVES = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1()}
+# The key types of core.pki.rules with what makes them: RSA bits, or the curve object.
 KEY_TYPES: dict[str, tuple[str, int | ec.EllipticCurve]] = {
-    "rsa-2048": ("rsa", 2048),
-    "rsa-3072": ("rsa", 3072),
-    "rsa-4096": ("rsa", 4096),
-    "ecdsa-p256": ("ec", ec.SECP256R1()),
-    "ecdsa-p384": ("ec", ec.SECP384R1()),
+    name: (family, _CURVES[str(param)] if family == "ec" else param) for name, (family, param) in rules.KEY_TYPES.items()
 }
-DEFAULT_KEY_TYPE = "rsa-2048"
-
-
-def check_key_type(key_type: str) -> str:
-    if key_type == "ed25519":
-        raise BadInput(
-            "Key type ed25519 is not supported: CockroachDB's key parser accepts only RSA and "
-            "ECDSA keys; choose one of " + ", ".join(KEY_TYPES) + "."
-        )
-    if key_type not in KEY_TYPES:
-        raise BadInput(f"Unknown key type {key_type!r}; choose one of {', '.join(KEY_TYPES)}.")
-    return key_type
-
-
-def key_type_for_rsa_bits(bits: int) -> str:
-    """Map `cockroach cert --key-size` onto our key types."""
-    name = f"rsa-{bits}"
-    if name not in KEY_TYPES:
-        raise BadInput(f"--key-size {bits} is not supported; use 2048, 3072 or 4096.")
-    return name
 
 
 def generate_private_key(key_type: str = DEFAULT_KEY_TYPE) -> PrivateKey:

@@ -25,7 +25,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Sel
 from core.config.inventory import PROFILES
 from core.config.record import client_key_for
 from core.errors import CertRotateError
-from core.pki.keys import KEY_TYPES
+from core.pki.rules import KEY_TYPES
 
 NODE_FIELDS = (
     ("name", "Name", "e.g. n1"),

@@ -3,6 +3,10 @@
 The screen reads `app.state` (reactive) for everything recorded and refreshes the host
 table from the hosts themselves in a worker. Every action opens its own screen; the
 screen decides, widgets only show.
+
+Whether an idle cluster is down by expiry needs the local CA read with cryptography, which
+the first frame must not wait for: the refresh worker judges it (first from the operator's
+files, then with what the nodes serve), and until then the next step says it is checking.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from core.config.state import State
 from core.errors import CertRotateError, SecretNeeded
 from core.rotation import kinds
 from core.rotation.kinds.ca import WaitTooLong
+from core.rotation.kinds.recover import Recovery
 from tui import operations, view
 from tui.screens.host_key import settle_host_keys
 from tui.screens.secret_prompt import MAX_TRIES, ask_secret
@@ -48,6 +53,8 @@ class HomeScreen(Screen):
         self.refreshes = 0  # finished host refreshes, for anyone waiting on one
         self._refresh_again = False
         self._announce_refresh = False  # `r` was pressed: say when the refresh is done
+        # The last expiry judgement of an idle cluster, and the state it was made for (view.expiry_outage).
+        self._expiry: tuple[State | None, Recovery | None | view.Unjudged] = (None, view.UNJUDGED)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
@@ -65,6 +72,8 @@ class HomeScreen(Screen):
         self.watch(self.app, "state", self.show_state)
         self.watch(self.app, "clock", lambda _: self.show_state(self.app.state))
         self.query_one(NextStepPanel).demo = self.app.demo
+        # After the first frame: the refresh's threads import paramiko and cryptography, which would
+        # otherwise hold the GIL while the first frame is being made.
         self.action_refresh()
 
     def on_screen_resume(self) -> None:
@@ -85,7 +94,7 @@ class HomeScreen(Screen):
         if state.rotation:
             title.append(f"\nRotation {state.rotation.get('id')} — {kind_title(state.rotation.get('kind'))}, "
                          f"phase {state.phase}")
-        elif view.expiry_outage(state, self.app.now(), self._served()) is not None:
+        elif isinstance(self._outage(state), Recovery):
             title.append("\nPhase idle — the cluster is down: its certificates have expired", style="bold red")
         else:
             title.append("\nPhase idle")
@@ -95,11 +104,23 @@ class HomeScreen(Screen):
         self.query_one(PhaseTimeline).stages = tuple(view.timeline(state, self.app.now()))
         panel = self.query_one(NextStepPanel)
         panel.clock = self.app.clock
-        panel.step = view.next_step(state, self.app.now(), self._served())
+        panel.step = view.next_step(state, self.app.now(), self._outage(state))
         self.query_one(HostTable).show_recorded(view.recorded_hosts(state))
         self.show_autopilot(state)
         self.sub_title = f"{cluster.name} — phase {state.phase}"
         self.refresh_bindings()
+
+    def _outage(self, state: State) -> Recovery | None | view.Unjudged:
+        """The expiry judgement of this very state; a state read since (another step's) is not judged yet."""
+        judged_for, outage = self._expiry
+        return outage if judged_for is state else view.UNJUDGED
+
+    async def _judge_expiry(self, state: State) -> None:
+        """Whether the idle cluster is down by expiry, from the local CA and what the nodes served (in a thread)."""
+        if state.rotation:
+            return
+        outage = await asyncio.to_thread(view.expiry_outage, state, self.app.now(), self._served())
+        self._expiry = (state, outage)
 
     def _served(self) -> dict:
         """When the certificate each node served at the last host refresh ends."""
@@ -362,6 +383,8 @@ class HomeScreen(Screen):
         table = self.query_one(HostTable)
         async with app.core_gate:
             state = app.state
+            await self._judge_expiry(state)  # the operator's files first: the next step without waiting on hosts
+            self.show_state(app.state)
             pool = await asyncio.to_thread(operations.new_pool)
             try:
                 views = await asyncio.to_thread(_observe_hosts, state, pool)
@@ -371,7 +394,8 @@ class HomeScreen(Screen):
                 for host_view in views:
                     table.show_observed(host_view)
                 self.show_host_detail()
-                self.show_state(app.state)  # what the nodes serve tells whether the cluster is down by expiry
+                await self._judge_expiry(state)  # what the nodes serve tells whether the cluster is down by expiry
+                self.show_state(app.state)
             finally:
                 await asyncio.to_thread(pool.close)
         self.refreshes += 1

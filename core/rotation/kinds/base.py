@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.config.inventory import ClusterConfig
-from core.rotation.model import SQL_PROBE, Probe
 
 if TYPE_CHECKING:  # annotations only: the kinds never import the run's I/O
     from core.config.state import State
@@ -72,7 +71,6 @@ class Kind:
     all_at_once: bool = False
     # A kind whose node files are not signed by a CA of ours (ui) says what each node gets.
     node_change: Callable[..., NodeChange] | None = None
-    probe: Probe = SQL_PROBE
     leaf_title: str = "Run the leaf step"
     leaf_text: str = ""  # the overview's explanation of the leaf step, where it differs from the default
     # The overview's "next step" panel in this kind's own words, per phase (title, explanation).

@@ -9,14 +9,15 @@ they acknowledge (`--wait-days N`); the wait gate then shows the shortened date 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput
-from core.pki import bundle
 from core.rotation.kinds.base import FULL_PHASES, Kind, _always
 from core.rotation.kinds.expiry import FINISH_MARGIN, RECOVER, signing_ca_life
+
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.config.workspace import Workspace
 
 
 class WaitTooLong(BadInput):
@@ -36,6 +37,8 @@ def longest_wait(ca_not_after: dt.datetime, now: dt.datetime) -> int:
 def prepare(state: State, ws: Workspace, now: dt.datetime, *, wait_days: int | None = None,
             **_options: Any) -> dict[str, Any]:
     """A CA rotation overlaps the new CA with one the cluster still trusts, for long enough to finish."""
+    from core.pki import bundle  # cryptography: on use, not when the wizard reads the registry
+
     ca_bundle = bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
     expired = ca_bundle.expired(now)
     if expired and len(expired) == len(ca_bundle.entries):

@@ -7,14 +7,15 @@ Only client certificates (and, in the split layout, client.node.crt) are re-issu
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config.inventory import ClusterConfig
-from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput
-from core.pki.certs_dir import CLIENT_CA_CERT
 from core.rotation.kinds.base import FULL_PHASES, Kind
+
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.config.workspace import Workspace
 
 NAME = "client-ca"
 
@@ -42,7 +43,7 @@ KIND = Kind(
     name=NAME,
     title="client CA rotation",
     choice="Rotate the client CA",
-    summary=f"New client CA in {CLIENT_CA_CERT} on every node; wait, new client certificates, retire the old one.",
+    summary="New client CA in ca-client.crt on every node; wait, new client certificates, retire the old one.",
     phases=FULL_PHASES,
     authority="client",
     new_ca="rotation",

@@ -3,17 +3,22 @@
 A kind's start checks use it to refuse what cannot work and name what does: a CA rotation
 needs a CA that outlives its wait; new leaves need a CA that is still valid; a cluster whose
 CA has expired needs recovery, not a rotation.
+
+The kinds registry is read before the wizard's first frame, so a kind module imports what
+reads certificates (cryptography, the workspace) in the function that uses it, never at its top.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core import files
-from core.config.workspace import Workspace
 from core.errors import BadInput
-from core.pki import bundle
+
+if TYPE_CHECKING:
+    from core.config.workspace import Workspace
 
 RECOVER = "certrotate start recover"
 # The leaf and retire steps follow the wait within minutes; a day of margin keeps them clear of the CA's end.
@@ -36,6 +41,8 @@ class CaLife:
 
 def signing_ca_life(ws: Workspace, bundle_path=None) -> CaLife:
     """The first CA of the local bundle (ca.crt, or `bundle_path`): the one new leaves are signed by."""
+    from core.pki import bundle  # cryptography: on use (see the module's docstring)
+
     path = bundle_path or ws.bundle_path
     entries = bundle.parse_bundle(files.read_bytes(path, "The local CA bundle"), ws.relative(path)).entries
     first = entries[0]

@@ -8,14 +8,15 @@ since nothing serves yet.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput
-from core.pki import bundle
 from core.rotation.kinds.base import Kind, _always
 from core.rotation.kinds.expiry import RECOVER
+
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.config.workspace import Workspace
 
 
 def prepare(_state: State, ws: Workspace, now: dt.datetime, **_options: Any) -> dict[str, Any]:
@@ -33,6 +34,8 @@ def prepare(_state: State, ws: Workspace, now: dt.datetime, **_options: Any) -> 
 
 
 def _every_ca_expired(ws: Workspace, now: dt.datetime) -> bool:
+    from core.pki import bundle  # cryptography: on use (core.rotation.kinds.expiry says why)
+
     try:
         ca_bundle = bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
     except BadInput:

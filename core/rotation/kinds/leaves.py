@@ -7,16 +7,19 @@ must be at hand and match, or nothing can be issued.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.config.state import State
-from core.config.workspace import Workspace
-from core.pki import bundle
 from core.rotation.kinds.base import Kind, _always
 from core.rotation.kinds.expiry import refuse_if_expired
 
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.config.workspace import Workspace
+
 
 def _check_current_cas(ws: Workspace, now: dt.datetime, *, what: str, client_ca_too: bool) -> dict[str, Any]:
+    from core.pki import bundle  # cryptography: on use (core.rotation.kinds.expiry says why)
+
     bundle.parse_bundle(ws.read_bundle(), ws.relative(ws.bundle_path))
     ws.current_ca()
     refuse_if_expired(ws, now, what)

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import pki
 from core.config.record import opened, rotation_id_for
-from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput
 from core.rotation.kinds.base import Kind, _always, _never
 from core.rotation.kinds.expiry import signing_ca_life
+
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.config.workspace import Workspace
 
 NAME = "recover"
 NEW_CA, NODES, LEAVES, CLIENTS = "recover-ca", "recover-nodes", "recover-leaves", "recover-clients"
@@ -116,6 +118,8 @@ def observed(state: State, ws: Workspace, served: dict[str, dt.datetime | None])
 def open_recovery(state: State, *, served: dict[str, dt.datetime | None], now: dt.datetime | None = None,
                   **_options: Any) -> dict[str, Any]:
     """Decide from what is seen, and open the rotation of the recovery it needs (phase leaf)."""
+    from core.config.workspace import Workspace  # cryptography: on use (core.rotation.kinds.expiry says why)
+
     real_now = pki.utcnow()
     ws = Workspace(state.base_dir, state.inventory.cluster)
     recovery = decide(observed(state, ws, served), now or real_now)

@@ -12,6 +12,9 @@ Everything is checked before anything leaves the operator's machine (`check_pair
 it returns one finding per check, which the wizard shows and the CLI turns into its first
 failure's sentence). The pair is then copied into the rotation's own directory, so a
 resumed run rolls out exactly what was checked, whatever happens to the originals.
+
+The wizard reads the kinds registry before its first frame, so what reads certificates and
+keys (cryptography) and what changes nodes is imported in the function that uses it.
 """
 
 from __future__ import annotations
@@ -22,26 +25,20 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
-
-from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from typing import TYPE_CHECKING, Any, Iterable
 
 from core import files, pki
 from core.config.inventory import NodeConfig, resolve_local, split_address
 from core.config.record import rotation_id_for
-from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput
 from core.findings import FAIL, OK, Finding, first_problem
-from core.pki.bundle import parse_certificates
-from core.pki.certs_dir import UI_CERT, UI_KEY
-from core.pki.keys import key_matches_certificate, load_private_key
-from core.pki.names import covers_for_browser
 from core.rotation.kinds.base import Kind, _always
-from core.rotation.model import HTTP_PROBE
-from core.rotation.node_change import NodeChange
-from core.rotation.plans import PRIVATE, PUBLIC
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from core.config.state import State
+    from core.rotation.node_change import NodeChange
 
 NAME = "ui"
 PHASE = "leaf"  # one leaf-like phase; its backups are the leaf step's, which rollback restores
@@ -60,11 +57,21 @@ class UiPair:
     def fingerprint(self) -> str:
         return pki.sha256_fingerprint(self.leaf)
 
+    @classmethod
+    def read(cls, chain_pem: bytes, key_pem: bytes, source: str) -> UiPair:
+        """The pair of files already checked: its leaf is the chain's first certificate."""
+        from core.pki.bundle import parse_certificates
+
+        return cls(chain_pem, key_pem, parse_certificates(chain_pem, source)[0].certificate)
+
 
 # -- checks (pure) ------------------------------------------------------------------------------
 
 
 def _usage_problem(leaf: x509.Certificate) -> str | None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
@@ -91,6 +98,10 @@ def check_pair(cert_pem: bytes, key_pem: bytes, *, cert_source: str, key_source:
     A file that does not parse stops the checks there (nothing else can be judged).
     `key_mode` is the local key file's permission bits (None: not a file of the operator's).
     """
+    from core.pki.bundle import parse_certificates
+    from core.pki.keys import key_matches_certificate, load_private_key
+    from core.pki.names import covers_for_browser
+
     findings: list[Finding] = []
     if key_mode is not None:
         if key_mode & 0o077:
@@ -180,13 +191,13 @@ def check_files(state: State, cert_path: str | None = None, key_path: str | None
     key_mode = stat.S_IMODE(os.stat(key_file).st_mode)
     findings = check_pair(cert_pem, key_pem, cert_source=cert_path, key_source=key_path, key_mode=key_mode,
                           nodes=state.inventory.nodes, now=now or pki.utcnow())
-    pair = None
-    if first_problem(findings) is None:
-        pair = UiPair(cert_pem, key_pem, parse_certificates(cert_pem, cert_path)[0].certificate)
+    pair = UiPair.read(cert_pem, key_pem, cert_path) if first_problem(findings) is None else None
     return Checked(findings, pair)
 
 
 def staged_paths(ws, rotation_id: str) -> tuple[Path, Path]:
+    from core.pki.certs_dir import UI_CERT, UI_KEY
+
     directory = ws.rotation_dir(rotation_id)
     return directory / UI_CERT, directory / UI_KEY
 
@@ -194,6 +205,8 @@ def staged_paths(ws, rotation_id: str) -> tuple[Path, Path]:
 def start(state: State, *, cert_path: str | None = None, key_path: str | None = None,
           now: dt.datetime | None = None) -> dict[str, Any]:
     """Check the pair, keep a copy beside the rotation, and open a `ui` rotation (phase leaf)."""
+    from core.config.workspace import Workspace
+
     checked = check_files(state, cert_path, key_path, now=now)
     if checked.problem:
         raise BadInput(checked.problem)
@@ -234,7 +247,7 @@ def _staged_pair(run) -> UiPair:
     problem = first_problem(findings)
     if problem:
         raise BadInput(problem)
-    pair = UiPair(cert_pem, key_pem, parse_certificates(cert_pem, source)[0].certificate)
+    pair = UiPair.read(cert_pem, key_pem, source)
     if pair.fingerprint != run.rotation.get(RECORD, {}).get("fingerprint"):
         raise BadInput(f"{source} is not the UI certificate this rotation started with; roll back and start again.")
     return pair
@@ -245,6 +258,11 @@ def _staged_pair(run) -> UiPair:
 
 def node_change(run, node: NodeConfig) -> NodeChange:
     """ui.key then ui.crt, and the proof: the node's http_addr serves exactly the new certificate."""
+    from core.pki.certs_dir import UI_CERT, UI_KEY
+    from core.rotation.model import HTTP_PROBE
+    from core.rotation.node_change import NodeChange
+    from core.rotation.plans import PRIVATE, PUBLIC
+
     pair = _staged_pair(run)
     return NodeChange(
         {UI_KEY: (pair.key_pem, PRIVATE), UI_CERT: (pair.chain_pem, PUBLIC)},
@@ -269,7 +287,6 @@ KIND = Kind(
     open=_open,
     asks_for_files=True,
     node_change=node_change,
-    probe=HTTP_PROBE,
     leaf_title="Install the UI certificate",
     leaf_text=("Upload ui.crt and ui.key to every node, canary first, reload, and verify over direct TLS on its "
                "http_addr that it serves the new certificate; a node that does not gets its previous files back "
