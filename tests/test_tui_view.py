@@ -50,6 +50,18 @@ def test_the_overview_loads_no_ssh_stack():
     assert result.stdout.strip() == "[]"
 
 
+def test_certrotate_alone_goes_to_the_wizard_without_the_subcommands_machinery():
+    """`certrotate --state FILE` parses without the subcommands' modules: the wizard does not wait for them.
+
+    Its stdout is a pipe here, so the wizard stops at its first check (it needs a terminal)."""
+    code = ("import sys; from tui import cli; code = cli.main(['--state', 'certrotate.toml']); "
+            "print(code, sorted(m for m in ('paramiko', 'core.rotation.engine', 'cryptography', 'tui.rotation_cli') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "2 []"
+    assert "the wizard needs a terminal" in result.stderr
+
+
 # The real wizard, headless, on `argv[1]`: what is loaded when Textual hands it to the auto-pilot (its first
 # frame, as bench/bench_startup.py times it), then every step the next-step panel showed until the first
 # host refresh is done. The panel's watcher is wrapped only to note each step it is given.

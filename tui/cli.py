@@ -1,4 +1,10 @@
-"""The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists."""
+"""The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists.
+
+`certrotate` alone (or with `--state FILE`) opens the wizard. That case is parsed with a
+parser of that one flag, so the wizard does not wait for every subcommand's machinery (the
+engine, paramiko, cryptography) to be imported before its first frame; anything else gets
+the full parser, which imports the subcommands' modules.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +12,25 @@ import argparse
 import sys
 
 from core.errors import CertRotateError
-from tui import autopilot_cli, cert_cli, cloud_cli, doctor_cli, rotation_cli
 
 DEFAULT_STATE = "certrotate.toml"
+STATE_HELP = "state file (default ./certrotate.toml)"
+
+
+def wizard_parser() -> argparse.ArgumentParser:
+    """The command line that opens the wizard: no subcommand, at most --state."""
+    parser = argparse.ArgumentParser(prog="certrotate", add_help=False, exit_on_error=False)
+    parser.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from tui import autopilot_cli, cert_cli, cloud_cli, doctor_cli, rotation_cli
+
     state_parent = argparse.ArgumentParser(add_help=False)
-    state_parent.add_argument("--state", default=argparse.SUPPRESS, help="state file (default ./certrotate.toml)")
+    state_parent.add_argument("--state", default=argparse.SUPPRESS, help=STATE_HELP)
     parser = argparse.ArgumentParser(prog="certrotate", description="Zero-downtime TLS certificate rotation.")
-    parser.add_argument("--state", default=DEFAULT_STATE, help="state file (default ./certrotate.toml)")
+    parser.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     rotation_cli.register(subparsers, state_parent)
     autopilot_cli.register(subparsers, state_parent)
@@ -61,8 +76,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args, rest = wizard_parser().parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. --state without a file: the full parser words it, with the full usage
+        rest = argv
+    if rest:  # a subcommand, --help, or something to refuse: the full parser says which
+        args = build_parser().parse_args(argv)
     try:
         handler = getattr(args, "handler", None)
         if handler is None:

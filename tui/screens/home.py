@@ -28,8 +28,6 @@ from core.rotation import kinds
 from core.rotation.kinds.ca import WaitTooLong
 from core.rotation.kinds.recover import Recovery
 from tui import operations, view
-from tui.screens.host_key import settle_host_keys
-from tui.screens.secret_prompt import MAX_TRIES, ask_secret
 from tui.view import kind_title
 from tui.widgets.host_table import HostTable
 from tui.widgets.next_step import NextStepPanel
@@ -72,9 +70,9 @@ class HomeScreen(Screen):
         self.watch(self.app, "state", self.show_state)
         self.watch(self.app, "clock", lambda _: self.show_state(self.app.state))
         self.query_one(NextStepPanel).demo = self.app.demo
-        # After the first frame: the refresh's threads import paramiko and cryptography, which would
-        # otherwise hold the GIL while the first frame is being made.
-        self.action_refresh()
+        # Once this screen is painted: the refresh's threads import cryptography and paramiko, and would
+        # hold the GIL while the first frame is being made.
+        self.call_after_refresh(self.action_refresh)
 
     def on_screen_resume(self) -> None:
         self.show_state(self.app.state)
@@ -330,6 +328,8 @@ class HomeScreen(Screen):
 
     @work(group="core", exit_on_error=False)
     async def start_rotation(self, kind: str, run_now: bool = False, **options: str) -> None:
+        from tui.screens.secret_prompt import MAX_TRIES, ask_secret
+
         async with self.app.core_gate:
             for attempt in range(MAX_TRIES):
                 try:
@@ -379,6 +379,8 @@ class HomeScreen(Screen):
 
     @work(group="refresh", exit_on_error=False)
     async def refresh_hosts(self) -> None:
+        from tui.screens.host_key import settle_host_keys
+
         app = self.app
         table = self.query_one(HostTable)
         async with app.core_gate:
