@@ -11,6 +11,7 @@ from pathlib import Path
 from core import pki
 from core.config.state import parse_state
 from core.rotation import engine
+from core.rotation.kinds import recover
 from tui import view
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,3 +138,12 @@ def test_past_the_date_the_manual_client_is_what_the_rotation_waits_for():
     state = state_in("wait", wait_until=until, clients={"app@app1": {"trust_confirmed": True}})
     step = view.next_step(state, until + dt.timedelta(minutes=1))
     assert step.kind == "confirm" and step.items == ("root",)
+
+
+def test_an_idle_cluster_is_checked_before_the_overview_names_its_next_step():
+    state = state_in("idle")
+    assert view.next_step(state, STARTED) == view.CHECKING_EXPIRY  # its expiry not judged yet
+    assert view.next_step(state, STARTED, None).title == "Start a rotation"
+    down = recover.Recovery(recover.NEW_CA, "The CA expired on 2029-12-31 00:00 UTC, …")
+    step = view.next_step(state, STARTED, down)
+    assert step.title == "Recover the cluster: its certificates have expired" and step.reason == down.why
