@@ -1,7 +1,8 @@
-"""The pieces that keep a run's cost per node flat, without a network: paced state-file saves, the
+"""The pieces that keep a run's cost per node flat. Without a network: paced state-file saves, the
 bundle plan's probes (the served leaf checked on the trust probes' own handshakes), the verdicts
 that call for an RSA probe, known_hosts read once per file version, the one deadline thread,
-and invoke imported only when ~/.ssh/config needs it."""
+and invoke imported only when ~/.ssh/config needs it. On a lab: one remote command per node in
+the trust step."""
 
 import subprocess
 import sys
@@ -158,3 +159,23 @@ def test_invoke_is_imported_only_when_an_ssh_config_match_exec_needs_it():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["False", "bob", "True"], result.stderr
+
+
+# -- remote commands, on a real lab -----------------------------------------------------------------
+
+def commands_started(node) -> int:
+    """Commands the node's sshd started (LogLevel VERBOSE names each session: a command, or the sftp subsystem)."""
+    return node.sshd.log_path.read_text(errors="replace").count("Starting session: command for")
+
+
+def test_the_trust_step_runs_one_command_per_node_its_reload(lab):
+    """Each command costs the node a login shell (its rc files): the clock is read from the files the
+    node's kernel stamps over SFTP, so the reload is the only command."""
+    from tests.rotation_support import certrotate
+
+    assert certrotate(lab, "start", "ca").returncode == 0
+    before = {node.name: commands_started(node) for node in lab.nodes}
+    advanced = certrotate(lab, "advance")
+    assert advanced.returncode == 0, advanced.stdout + advanced.stderr
+    assert {node.name: commands_started(node) - before[node.name] for node in lab.nodes} == {
+        node.name: 1 for node in lab.nodes}

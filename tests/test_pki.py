@@ -103,6 +103,21 @@ def test_encrypted_ca_key_round_trips_and_wrong_passphrase_is_a_sentence(ca):
         keys.load_private_key(pem, "ca.key")
 
 
+@pytest.mark.parametrize("damage", ["d", "dmp1", "dmq1", "iqmp"])  # p·q ≠ n the parser refuses itself
+def test_a_damaged_rsa_key_is_refused_with_a_sentence(damage):
+    """OpenSSL's slow key check is skipped, so a flipped bit must still be caught before anything is signed."""
+    numbers = rsa.generate_private_key(65537, 2048).private_numbers()
+    fields = {name: getattr(numbers, name) for name in ("p", "q", "d", "dmp1", "dmq1", "iqmp")}
+    fields[damage] ^= 1 << 77
+    damaged = rsa.RSAPrivateNumbers(**fields, public_numbers=numbers.public_numbers)
+    pem = keys.private_key_pem(damaged.private_key(unsafe_skip_rsa_key_validation=True))
+    with pytest.raises(BadInput, match="ca.key is a damaged RSA private key") as caught:
+        keys.load_private_key(pem, "ca.key")
+    assert "PRIVATE KEY" not in str(caught.value)
+    intact = rsa.RSAPrivateNumbers(**{**fields, damage: getattr(numbers, damage)}, public_numbers=numbers.public_numbers)
+    assert keys.load_private_key(keys.private_key_pem(intact.private_key()), "ca.key").private_numbers() == numbers
+
+
 def test_repr_never_shows_the_key(ca):
     text = repr(ca)
     assert "PRIVATE" not in text and "key=" not in text

@@ -25,7 +25,7 @@ listed so the matrix is whole; they are not repeated here.
 | 9 | secret hygiene after a full CA rotation                | test_no_private_key_material_leaks_and_key_files_are_0600            |
 |10 | soak: 12 nodes, continuous verify-full client          | test_reliability_soak.py (~20 s; stays in make test)                 |
 | - | node clock 30 min behind (warning), 24 h behind        | test_skewed_node_clock_warns_then_refuses_beyond_the_backdating      |
-|   | (refusal): a fake `date` first on PATH via sshd SetEnv |                                                                      |
+|   | (refusal): certrotate's clock set ahead by libfaketime |                                                                      |
 | - | SIGKILL at every save / mid-upload; host down before   | test_engine_failures.py (existing)                                   |
 |   | trust; node keeping its old cert; two processes (exit 3)|                                                                     |
 | - | every prefix of a written state file refused           | test_state.py (existing)                                             |
@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import glob
 import json
 import os
 import re
@@ -349,53 +350,35 @@ def test_no_private_key_material_leaks_and_key_files_are_0600(lab_factory):
 
 # -- clock skew ---------------------------------------------------------------------------
 
-FAKE_DATE = """#!/bin/sh
-# `date -u +%s` reports this machine's time shifted by SKEW seconds; anything else is the real date.
-if [ "$1" = "-u" ] && [ "$2" = "+%s" ]; then
-  echo $(( $(/bin/date -u +%s) + $(cat {skew_file}) ))
-else
-  exec /bin/date "$@"
-fi
-"""
+def live_files(files: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {node: {path: digest for path, digest in entries.items() if not path.startswith(".certrotate-backup")}
+            for node, entries in files.items()}
 
 
-def skew_node_clock(node) -> Path:
-    """Give the node's SSH sessions a `date` first on PATH that reports a skewed clock (sshd SetEnv)."""
-    fakebin = node.sshd.workdir / "fakebin"
-    fakebin.mkdir(mode=0o755)
-    skew_file = fakebin / "skew"
-    skew_file.write_text("0\n")
-    fake = fakebin / "date"
-    fake.write_text(FAKE_DATE.replace("{skew_file}", str(skew_file)))
-    fake.chmod(0o755)
-    original = node.sshd._config_text
-
-    def with_path():
-        return original() + f"SetEnv PATH={fakebin}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin\n"
-    node.sshd._config_text = with_path
-    node.stop_sshd()
-    node.start_sshd()
-    return skew_file
+def with_clock_ahead(offset: str) -> dict[str, str]:
+    """Run certrotate with this machine's clock `offset` ahead (libfaketime), so every node's clock is that far
+    behind it: the node's own clock, as its kernel stamps the files certrotate writes, is what the check reads."""
+    library = next(iter(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")), None)
+    assert library, "libfaketime is missing (make test installs it)"
+    return {"LD_PRELOAD": library, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+            "FAKETIME_DISABLE_SHM": "1"}  # no shared-memory segment left in /dev/shm
 
 
 def test_skewed_node_clock_warns_then_refuses_beyond_the_backdating(lab):
     edit_inventory(lab, short_verify)
-    n2 = lab.node("n2")
-    skew = skew_node_clock(n2)
     assert certrotate(lab, "start", "ca").returncode == 0
 
-    skew.write_text(f"{-24 * 3600}\n")
     before = node_files(lab)
-    refused = certrotate(lab, "advance")
+    refused = certrotate(lab, "advance", env=with_clock_ahead("+24h"))
     assert refused.returncode == 1, refused.stdout + refused.stderr
     sentence = one_sentence(refused)
-    assert "n2" in sentence and "behind" in sentence and "NTP" in sentence, sentence
-    assert node_files(lab)["n2"] == before["n2"]
+    assert re.search(r"n\d's clock is 2[34]\.\d h behind", sentence) and "NTP" in sentence, sentence
+    assert live_files(node_files(lab)) == live_files(before)  # the backups it took first are the only addition
+    assert not [p for n in lab.nodes for p in n.certs_dir.rglob(".certrotate-*.tmp")], "a temp was left behind"
 
-    skew.write_text(f"{-30 * 60}\n")
-    warned = certrotate(lab, "advance")
+    warned = certrotate(lab, "advance", env=with_clock_ahead("+30m"))
     assert warned.returncode == 0, warned.stderr
     output = warned.stdout + warned.stderr
-    assert re.search(r"n2.*clock 30 min behind", output), output
+    assert len(re.findall(r"n\d.*clock 30 min behind", output)) == len(lab.nodes), output
     assert status(lab)["phase"] == "wait"
     print("\nclock skew:", sentence, "|", [l for l in output.splitlines() if "clock" in l])

@@ -36,7 +36,7 @@ import secrets
 import shlex
 import stat as stat_module
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import paramiko
@@ -534,7 +534,8 @@ def _unchanged(session: HostSession, sftp: paramiko.SFTPClient, item: _Replaceme
     return hashlib.sha256(_read(session, sftp, item.path)).digest() == hashlib.sha256(item.content).digest()
 
 
-def _replace(session: HostSession, items: Sequence[_Replacement]) -> list[Uploaded]:
+def _replace(session: HostSession, items: Sequence[_Replacement],
+             check_node_clock: Callable[[float], None] | None = None) -> list[Uploaded]:
     """Write and verify every temp, then rename them in order; undo earlier renames if a later one fails."""
     sftp = session.sftp()
     pending = [item for item in items if not _unchanged(session, sftp, item)]
@@ -545,6 +546,8 @@ def _replace(session: HostSession, items: Sequence[_Replacement]) -> list[Upload
             item.temp = _write_temp(
                 session, sftp, item.path, item.content, item.mode, item.owner, item.owner_required, created
             )
+        if check_node_clock is not None and pending:
+            check_node_clock(_node_time(session, sftp, pending[-1].temp))
         if len(pending) > 1:
             # Prepared before the first rename, so undoing one needs no write (the disk may be full).
             for item in pending:
@@ -600,6 +603,16 @@ def _replace(session: HostSession, items: Sequence[_Replacement]) -> list[Upload
     return results
 
 
+def _node_time(session: HostSession, sftp: paramiko.SFTPClient, temp: str | None) -> float:
+    """The node's clock, as its kernel stamped the temp just written (seconds): read over the SFTP
+    channel already open, where `date` would cost a command and the node a login shell. On a
+    certs_dir mounted over NFS it is the file server's clock."""
+    try:
+        return float(sftp.stat(temp or "").st_mtime or 0)
+    except OSError as exc:
+        raise _failure(session, exc, "reading the time of", temp or "") from None
+
+
 def _roll_back(sftp: paramiko.SFTPClient, renamed: list[_Replacement]) -> bool:
     ok = True
     for item in reversed(renamed):
@@ -633,11 +646,14 @@ def upload_files(
     *,
     rotation_id: str | None = None,
     timeout: float | None = None,
+    check_node_clock: Callable[[float], None] | None = None,
 ) -> list[Uploaded]:
     """Replace several files as one change, renamed in the given order (use `commit_order`).
 
     Every temp is written and verified before the first rename; if a rename fails, the
     files already renamed are put back. With `rotation_id`, originals are backed up first.
+    `check_node_clock` gets the node's time once the temps are written; if it raises, no
+    file is renamed (and nothing is written when every file is already in place).
     """
     paths = [_check_path(file.path) for file in files]
     if len(set(paths)) != len(paths):
@@ -649,7 +665,7 @@ def upload_files(
             _backup(session, paths, rotation_id, seen)
         sftp = session.sftp()
         items = [_plan(session, sftp, file, seen) for file in files]
-        return _replace(session, items)
+        return _replace(session, items, check_node_clock)
 
 
 def upload_pair(

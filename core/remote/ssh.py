@@ -295,11 +295,6 @@ class RunningCommand:
         self._started = started
         self._result: CommandResult | None = None
 
-    def abandon(self) -> None:
-        """Stop waiting for it (the caller failed meanwhile): its channel closes."""
-        with contextlib.suppress(Exception):
-            self._channel.close()
-
     def result(self) -> CommandResult:
         if self._result is None:
             with self.session.step(f"running `{one_line(self.command, 80)}`"):

@@ -20,7 +20,7 @@ from core.errors import CertRotateError, StepFailed
 from core.pki import Issued
 from core.pki.keys import load_private_key
 from core.remote import probes, remote_files
-from core.remote.ssh import CommandResult, HostSession, SshPool
+from core.remote.ssh import HostSession, SshPool
 from core.rotation import linked_certs, trust_probes
 from core.rotation.model import (
     Action,
@@ -60,24 +60,14 @@ class Executor:
                 direct_tls: bool = False) -> HostFacts:
         """Hashes of `paths` on the host and the certificate it serves on `sql_addr` (None if it serves none);
         `direct_tls` for an address that speaks TLS at once (the DB Console's http_addr)."""
-        # The clock is read by a command whose login shell starts while the SFTP work below goes on.
-        clock = session.start("date -u +%s") if session.name not in self._clocks_checked else None
-        try:
-            for directory in sorted({posixpath.dirname(path) for path in paths}):
-                if (session.name, directory) in self._swept:
-                    continue
-                for stale in remote_files.remove_stale_temps(session, directory):
-                    self.report(Progress(session.name, "observe", "running",
-                                         f"removed {stale}, left by a run that was killed"))
-                self._swept.add((session.name, directory))
-            hashes = {path: remote_files.file_sha256(session, path) for path in paths}
-        except BaseException:
-            if clock is not None:
-                clock.abandon()
-            raise
-        if clock is not None:
-            self._check_clock(session, clock.result())
-            self._clocks_checked.add(session.name)
+        for directory in sorted({posixpath.dirname(path) for path in paths}):
+            if (session.name, directory) in self._swept:
+                continue
+            for stale in remote_files.remove_stale_temps(session, directory):
+                self.report(Progress(session.name, "observe", "running",
+                                     f"removed {stale}, left by a run that was killed"))
+            self._swept.add((session.name, directory))
+        hashes = {path: remote_files.file_sha256(session, path) for path in paths}
         served = None
         if sql_addr:
             try:
@@ -86,17 +76,23 @@ class Executor:
                 served = None
         return HostFacts(session.name, hashes, served)
 
-    def _check_clock(self, session: HostSession, result: CommandResult) -> None:
+    def _clock_check(self, session: HostSession, step: str):
+        """What the first upload to a node in this run calls with the node's time, before it renames anything."""
+        if session.name in self._clocks_checked:
+            return None
+
+        def check(remote: float) -> None:
+            self._check_clock(session, remote, step)
+            self._clocks_checked.add(session.name)
+        return check
+
+    def _check_clock(self, session: HostSession, remote: float, step: str) -> None:
         """Certificates are backdated 24 h, so a node whose clock is behind still accepts new ones.
 
         A skew of minutes is worth a warning (logs and expiry checks disagree); a node more
-        than the backdating behind would reject every new certificate as not yet valid.
+        than the backdating behind would reject every new certificate as not yet valid, so
+        the files it was about to get are left unrenamed.
         """
-        try:
-            remote = float(result.stdout.strip())
-        except ValueError:
-            self.report(Progress(session.name, "observe", "warning", "could not read the node's clock"))
-            return
         skew = remote - time.time()
         if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
             raise StepFailed(
@@ -105,7 +101,7 @@ class Executor:
                 "fix its time (NTP) before rotating."
             )
         if abs(skew) > CLOCK_WARNING.total_seconds():
-            self.report(Progress(session.name, "observe", "warning",
+            self.report(Progress(session.name, step, "warning",
                                  f"clock {abs(skew) / 60:.0f} min {'behind' if skew < 0 else 'ahead'}; "
                                  "backdated certificates cover it, but check NTP"))
 
@@ -135,7 +131,8 @@ class Executor:
         names = ", ".join(Path(f.path).name for f in action.files)
         self.report(Progress(action.host, step, "running", f"uploading {names}"))
         remote = [remote_files.RemoteFile(f.path, f.content, f.mode) for f in action.files]
-        remote_files.upload_files(session, remote_files_in_commit_order(remote), rotation_id=action.backup_id)
+        remote_files.upload_files(session, remote_files_in_commit_order(remote), rotation_id=action.backup_id,
+                                  check_node_clock=self._clock_check(session, step))
         self.report(Progress(action.host, step, "running", f"uploaded {names}"))
 
     def _run(self, session: HostSession | None, action: RunCommand, step: str) -> None:
