@@ -8,6 +8,7 @@ come back, and stopping leaves no process behind.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import signal
@@ -313,3 +314,49 @@ def test_default_ports_taken_on_every_address_fall_back_to_free_ones(lab_factory
         assert node.sql_port != taken and node.ssh_port == 2222
         with lab.connect_sql(node, "root") as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_sweep_while_a_scratch_dir_takes_its_lock_leaves_that_dir_alone(tmp_path, monkeypatch):
+    """Labs in parallel test workers make and sweep scratch dirs at the same time: a sweep that
+    runs while another process is still taking its new dir's lock must not remove that dir."""
+    from core.lab import scratch
+
+    real_flock = scratch.fcntl.flock
+    swept = []
+
+    def flock_after_a_sweep(fd, operation):
+        if not swept:
+            swept.append(True)
+            scratch.collect_stale(tmp_path, "race-")  # another process's sweep, at the worst moment
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(scratch.fcntl, "flock", flock_after_a_sweep)
+    made = scratch.ScratchDir("race-", tmp_path)
+    monkeypatch.undo()
+    try:
+        assert swept and made.path.is_dir()
+        scratch.collect_stale(tmp_path, "race-")  # a later sweep finds it locked: it stays too
+        assert made.path.is_dir()
+    finally:
+        made.remove()
+    assert not made.path.exists()
+
+
+def test_a_sweep_waits_until_a_sweep_in_another_process_has_finished(tmp_path):
+    """So a new lab starts only once a dead lab's servers are stopped, even when another worker's lab
+    (not this one) found them first and is still stopping them."""
+    import threading
+
+    from core.lab import scratch
+
+    other = os.open(tmp_path / f".race-{scratch.SWEEP_LOCK_SUFFIX}", os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(other, fcntl.LOCK_EX)  # the other process, in the middle of its sweep
+    done = threading.Event()
+    sweeper = threading.Thread(target=lambda: (scratch.collect_stale(tmp_path, "race-"), done.set()))
+    sweeper.start()
+    try:
+        assert not done.wait(0.3)
+    finally:
+        os.close(other)
+        sweeper.join(10)
+    assert done.is_set()
