@@ -535,7 +535,7 @@ def _unchanged(session: HostSession, sftp: paramiko.SFTPClient, item: _Replaceme
 
 
 def _replace(session: HostSession, items: Sequence[_Replacement],
-             check_node_clock: Callable[[float], None] | None = None) -> list[Uploaded]:
+             check_node_clock: Callable[[float | None], None] | None = None) -> list[Uploaded]:
     """Write and verify every temp, then rename them in order; undo earlier renames if a later one fails."""
     sftp = session.sftp()
     pending = [item for item in items if not _unchanged(session, sftp, item)]
@@ -547,7 +547,7 @@ def _replace(session: HostSession, items: Sequence[_Replacement],
                 session, sftp, item.path, item.content, item.mode, item.owner, item.owner_required, created
             )
         if check_node_clock is not None and pending:
-            check_node_clock(_node_time(session, sftp, pending[-1].temp))
+            check_node_clock(_node_time(session, sftp, pending[-1].temp or ""))
         if len(pending) > 1:
             # Prepared before the first rename, so undoing one needs no write (the disk may be full).
             for item in pending:
@@ -603,14 +603,15 @@ def _replace(session: HostSession, items: Sequence[_Replacement],
     return results
 
 
-def _node_time(session: HostSession, sftp: paramiko.SFTPClient, temp: str | None) -> float:
-    """The node's clock, as its kernel stamped the temp just written (seconds): read over the SFTP
-    channel already open, where `date` would cost a command and the node a login shell. On a
-    certs_dir mounted over NFS it is the file server's clock."""
+def _node_time(session: HostSession, sftp: paramiko.SFTPClient, temp: str) -> float | None:
+    """The node's clock, as its kernel stamped the temp just written (seconds; None from a server
+    that gives no times): read over the SFTP channel already open, where `date` would cost a
+    command and the node a login shell. On a certs_dir mounted over NFS it is the file server's clock."""
     try:
-        return float(sftp.stat(temp or "").st_mtime or 0)
+        mtime = sftp.stat(temp).st_mtime
     except OSError as exc:
-        raise _failure(session, exc, "reading the time of", temp or "") from None
+        raise _failure(session, exc, "reading the time of", temp) from None
+    return None if mtime is None else float(mtime)
 
 
 def _roll_back(sftp: paramiko.SFTPClient, renamed: list[_Replacement]) -> bool:
@@ -646,7 +647,7 @@ def upload_files(
     *,
     rotation_id: str | None = None,
     timeout: float | None = None,
-    check_node_clock: Callable[[float], None] | None = None,
+    check_node_clock: Callable[[float | None], None] | None = None,
 ) -> list[Uploaded]:
     """Replace several files as one change, renamed in the given order (use `commit_order`).
 

@@ -81,18 +81,21 @@ class Executor:
         if session.name in self._clocks_checked:
             return None
 
-        def check(remote: float) -> None:
+        def check(remote: float | None) -> None:
             self._check_clock(session, remote, step)
             self._clocks_checked.add(session.name)
         return check
 
-    def _check_clock(self, session: HostSession, remote: float, step: str) -> None:
+    def _check_clock(self, session: HostSession, remote: float | None, step: str) -> None:
         """Certificates are backdated 24 h, so a node whose clock is behind still accepts new ones.
 
         A skew of minutes is worth a warning (logs and expiry checks disagree); a node more
         than the backdating behind would reject every new certificate as not yet valid, so
         the files it was about to get are left unrenamed.
         """
+        if remote is None:
+            self.report(Progress(session.name, step, "warning", "could not read the node's clock"))
+            return
         skew = remote - time.time()
         if abs(skew) > MAX_CLOCK_SKEW.total_seconds():
             raise StepFailed(
