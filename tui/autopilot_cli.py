@@ -4,24 +4,27 @@ Exit codes of a pass, like `check`: 0 nothing needs a person (nothing due, progr
 for a date or for the window), 1 a person is needed (a confirmation, a failed step, a notification that
 did not arrive, a rotation that cannot start), 2 critical (a certificate that cannot be rotated expires
 within 7 days) or bad input, 3 another certrotate holds the state file's lock.
+
+As every subcommand's module (tui/cli.py): the parser needs plain defaults only; each
+handler imports the autopilot machinery it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core import files, pki
-from core.autopilot import install, windows
-from core.config import state as state_mod
+from core.config.autopilot_policy import DEFAULT_JITTER_SECONDS
 from core.errors import BadInput
 
+if TYPE_CHECKING:
+    from core.config.state import State
 
-def _require_policy(state: state_mod.State, path: Path):
+
+def _require_policy(state: State, path: Path):
     if state.policy is None:
         raise BadInput(f"{path} has no [autopilot] table; add one (e.g. windows = [\"0 2-4 * * 1-5\"] and notify = "
                        "[\"webhook:https://…\"]) to say when autopilot may change nodes and whom it tells.")
@@ -35,6 +38,11 @@ def program() -> list[str]:
 
 
 def _autopilot(args: argparse.Namespace) -> int:
+    import time
+
+    from core import pki
+    from core.autopilot import notify, windows
+    from core.config import state as state_mod
     from tui.rotation_cli import parse_now
 
     if getattr(args, "autopilot_action", None) == "install":
@@ -45,8 +53,6 @@ def _autopilot(args: argparse.Namespace) -> int:
         raise BadInput("--jitter must be a number of seconds, 0 or more.")
     state = state_mod.load(path)
     policy = _require_policy(state, path)
-    from core.autopilot import notify
-
     notify.check_apprise_targets(policy.targets, str(path))
     if args.jitter and clock is None and not args.dry_run:
         now = pki.utcnow()
@@ -58,7 +64,9 @@ def _autopilot(args: argparse.Namespace) -> int:
 
 
 def _one_pass(path: Path, clock, dry_run: bool) -> int:
+    from core import pki
     from core.autopilot.pilot import run_pass
+    from core.config import state as state_mod
     from core.remote.ssh import SshPool
     from tui.rotation_cli import print_progress
 
@@ -83,11 +91,17 @@ def _one_pass(path: Path, clock, dry_run: bool) -> int:
 
 
 def _install(args: argparse.Namespace) -> int:
+    import getpass
+
+    from core import files
+    from core.autopilot import install
+    from core.config import state as state_mod
+
     path = Path(args.state).absolute()
     state = state_mod.load(path)
     _require_policy(state, path)
     cluster = state.inventory.cluster.name
-    argv = install.command(program(), path, args.jitter if args.jitter is not None else install.DEFAULT_JITTER_SECONDS)
+    argv = install.command(program(), path, args.jitter if args.jitter is not None else DEFAULT_JITTER_SECONDS)
     user = args.run_as or getpass.getuser()
     if args.systemd:
         units = install.systemd_units(cluster, argv, path, user=None if args.user else user)
@@ -138,6 +152,7 @@ def _certs_dir_expiries(directory: Path):
 def print_check(args: argparse.Namespace, findings, exit_code: int) -> None:
     """`check --format prometheus|json`: the findings and every certificate's expiry, for monitoring."""
     from core.autopilot import metrics, observe
+    from core.config import state as state_mod
 
     if args.certs_dir:
         state, cluster, expiries = None, "", _certs_dir_expiries(Path(args.certs_dir))
@@ -170,5 +185,5 @@ def register(subparsers: argparse._SubParsersAction, state_parent: argparse.Argu
     setup.add_argument("--run-as", metavar="USER", help="the account it runs as (default: you)")
     setup.add_argument("--write", metavar="PATH", help="systemd: the directory for the units; cron: a /etc/cron.d file")
     setup.add_argument("--jitter", type=int, default=None, metavar="SECONDS",
-                       help=f"the random delay inside a window (default {install.DEFAULT_JITTER_SECONDS})")
+                       help=f"the random delay inside a window (default {DEFAULT_JITTER_SECONDS})")
     setup.set_defaults(handler=_autopilot)

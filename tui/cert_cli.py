@@ -1,18 +1,23 @@
-"""`certrotate cert ...`: a drop-in for `cockroach cert` with the same flags and files."""
+"""`certrotate cert ...`: a drop-in for `cockroach cert` with the same flags and files.
+
+As every subcommand's module (tui/cli.py): the parser needs plain defaults only (the
+lifetimes from core.pki.rules); each handler imports the certificate code it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core import pki
-from core.config.inventory import check_ocsp_url
 from core.durations import format_hours, parse_go_duration
-from core.pki import certs_dir
-from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
-from core.signers import credentials
-from core.tools import cert_commands
+from core.pki.rules import DEFAULT_KEY_TYPE, check_key_type, key_type_for_rsa_bits
+
+if TYPE_CHECKING:
+    from core.pki import certs_dir
+    from core.tools import cert_commands
 
 DEFAULT_WARN_DAYS = 30
 
@@ -33,6 +38,10 @@ def _common_flags(parser: argparse.ArgumentParser, *, lifetime: dt.timedelta, ca
 
 
 def _options(args: argparse.Namespace) -> cert_commands.CertOptions:
+    from core.config.inventory import check_ocsp_url
+    from core.signers import credentials
+    from core.tools import cert_commands
+
     key_type = check_key_type(args.key_type) if args.key_type else key_type_for_rsa_bits(args.key_size)
     if getattr(args, "ca_key_passphrase_file", None):
         credentials.give_from_file(credentials.PASSPHRASE, args.ca_key_passphrase_file)
@@ -55,18 +64,26 @@ def _report(paths: list[Path]) -> int:
 
 
 def _create_ca(args: argparse.Namespace) -> int:
+    from core.tools import cert_commands
+
     return _report(cert_commands.create_ca(_options(args), allow_ca_key_reuse=args.allow_ca_key_reuse))
 
 
 def _create_client_ca(args: argparse.Namespace) -> int:
+    from core.tools import cert_commands
+
     return _report(cert_commands.create_ca(_options(args), allow_ca_key_reuse=args.allow_ca_key_reuse, client=True))
 
 
 def _create_node(args: argparse.Namespace) -> int:
+    from core.tools import cert_commands
+
     return _report(cert_commands.create_node(_options(args), args.hosts))
 
 
 def _create_client(args: argparse.Namespace) -> int:
+    from core.tools import cert_commands
+
     return _report(cert_commands.create_client(_options(args), args.user, pkcs8=args.also_generate_pkcs8_key))
 
 
@@ -87,6 +104,8 @@ def format_listing(directory: Path, listings: list[certs_dir.CertListing], now: 
 
 
 def _list(args: argparse.Namespace) -> int:
+    from core.pki import certs_dir
+
     now = pki.utcnow()
     listings = certs_dir.list_certs_dir(args.certs_dir)
     print(format_listing(args.certs_dir, listings, now, args.warn_days))

@@ -1,9 +1,17 @@
 """The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists.
 
 `certrotate` alone (or with `--state FILE`) opens the wizard. That case is parsed with a
-parser of that one flag, so the wizard does not wait for every subcommand's machinery (the
-engine, paramiko, cryptography) to be imported before its first frame; anything else gets
-the full parser, which imports the subcommands' modules.
+parser of that one flag, so the wizard's first frame waits for no subcommand's module;
+anything else gets the full parser, built from every subcommand's module.
+
+Each process runs one subcommand, so it imports only what that one needs. Every subcommand's
+module (`tui/*_cli.py`) keeps to one rule: at its top it imports only what its parser needs
+(the standard library, core.errors and plain data: the kinds registry, default values from
+core.pki.rules, core.durations, core.config.autopilot_policy); each handler imports the core
+machinery it calls, where it runs. So the full parser loads no engine, SSH stack, doctor,
+autopilot, cert tools or cryptography; `certrotate start ca` loads no paramiko
+(core.rotation.opening), and `advance` none of the doctor, autopilot or cert tools.
+tests/test_cli_startup.py checks this on the real processes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Cloud API; it names the API key only as an environment variable, never its value
 
 The URI holds the client's private key by design (it is pasted into CREATE CHANGEFEED):
 it goes to stdout only, and a warning saying so goes to stderr.
+
+As every subcommand's module (tui/cli.py): the parser needs plain defaults only (core.pki.rules);
+each handler imports core.tools.cloud when it runs.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core import pki
 from core.durations import format_hours, parse_go_duration
-from core.files import read_bytes
-from core.pki.keys import DEFAULT_KEY_TYPE, check_key_type
-from core.tools import cloud
+from core.pki.rules import DEFAULT_KEY_TYPE, check_key_type
+
+if TYPE_CHECKING:
+    from core.tools import cloud
 
 
 def _changefeed_uri(args: argparse.Namespace) -> int:
+    from core.files import read_bytes
+    from core.tools import cloud
+
     uri = cloud.changefeed_uri(
         args.broker,
         ca_pem=read_bytes(Path(args.ca), "CA file"),
@@ -56,6 +64,8 @@ def _client_ca_table(state: cloud.ClientCaDir, now) -> list[str]:
 
 
 def _print_upload(state: cloud.ClientCaDir, cluster_id: str | None, *, first_time: bool) -> None:
+    from core.tools import cloud
+
     print(f"Upload {state.bundle_path} to the cluster (Cloud API; the key is read from ${cloud.API_KEY_VARIABLE}):")
     print(cloud.upload_command(state.bundle_path, cluster_id, first_time=first_time))
     other = "PATCH" if first_time else "POST"
@@ -64,6 +74,8 @@ def _print_upload(state: cloud.ClientCaDir, cluster_id: str | None, *, first_tim
 
 
 def _client_ca(args: argparse.Namespace) -> int:
+    from core.tools import cloud
+
     now = pki.utcnow()
     cluster_id = cloud.check_cluster_id(args.cluster_id) if args.cluster_id else None
     current = cloud.read_client_ca_dir(args.dir)
@@ -104,6 +116,8 @@ def _client_ca(args: argparse.Namespace) -> int:
 
 
 def _client_cert(args: argparse.Namespace) -> int:
+    from core.tools import cloud
+
     now = pki.utcnow()
     cluster_id = cloud.check_cluster_id(args.cluster_id) if args.cluster_id else None
     pki.check_user_name(args.user)

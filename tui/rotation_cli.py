@@ -2,6 +2,10 @@
 
 Exit codes (docs/cli.md): 0 progressed or waiting at a gate, 1 a step failed, 2 bad input,
 3 the state file is locked by another certrotate.
+
+As every subcommand's module (tui/cli.py): the parser needs only the kinds registry; each
+handler imports what it runs. `start` opens the rotation with core.rotation.opening, which
+touches no host, so it loads no SSH stack; `advance` and `rollback` load the engine.
 """
 
 from __future__ import annotations
@@ -11,19 +15,17 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core import pki
-from core.config import state as state_mod
 from core.config.record import RotationRecord, client_key
-from core.diagnose import health
 from core.errors import BadInput
-from core.findings import exit_code
-from core.remote.ssh import SshPool
-from core.rotation import engine, kinds, proof_record
-from core.rotation.discard import MANUAL
-from core.rotation.model import Progress
+from core.rotation import kinds
+from core.rotation.model import MANUAL, Progress
 from tui import secret_flags
+
+if TYPE_CHECKING:
+    from core.config.state import State
+    from core.rotation.model import Gate
 
 
 def parse_now(text: str | None) -> dt.datetime | None:
@@ -48,7 +50,7 @@ def print_preview_progress(event: Progress) -> None:
         print_progress(event)
 
 
-def describe_gate(gate: engine.Gate) -> str:
+def describe_gate(gate: Gate) -> str:
     if gate.kind == "schedule":
         return f"waiting until {gate.until:%Y-%m-%d %H:%M} UTC: {gate.reason}; run advance again then."
     if gate.kind == "certificates":
@@ -58,6 +60,9 @@ def describe_gate(gate: engine.Gate) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from core.config import state as state_mod
+    from core.rotation import proof_record
+
     state = state_mod.load(Path(args.state))
     summary = status_summary(state)
     if args.json:
@@ -98,7 +103,7 @@ def _json_value(value: object) -> str:
     return str(value)
 
 
-def status_summary(state: state_mod.State) -> dict[str, Any]:
+def status_summary(state: State) -> dict[str, Any]:
     rotation = RotationRecord(state.rotation)
     return {
         "cluster": state.inventory.cluster.name,
@@ -119,8 +124,10 @@ def status_summary(state: state_mod.State) -> dict[str, Any]:
     }
 
 
-def _client_proofs(state: state_mod.State) -> dict[str, Any]:
+def _client_proofs(state: State) -> dict[str, Any]:
     """Per SSH client, the last handshake from its host: this rotation's, else the last finished one's."""
+    from core.rotation import proof_record
+
     if not state.rotation and state.history:
         return dict(state.history[-1].get("client_proofs", {}))
     record = RotationRecord(state.rotation)
@@ -129,6 +136,9 @@ def _client_proofs(state: state_mod.State) -> dict[str, Any]:
 
 
 def _start(args: argparse.Namespace) -> int:
+    from core.config import state as state_mod
+    from core.rotation import opening
+
     path = Path(args.state)
     secret_flags.apply(args)
     with state_mod.locked(path):
@@ -143,7 +153,7 @@ def _start(args: argparse.Namespace) -> int:
             options["wait_days"] = args.wait_days
         if args.new_ca:
             options["new_ca"] = Path(args.new_ca)
-        rotation = secret_flags.with_secrets(lambda: engine.start(state, args.kind, **dict(options)))
+        rotation = secret_flags.with_secrets(lambda: opening.start(state, args.kind, **dict(options)))
         state_mod.save(state)
     record = RotationRecord(rotation)
     print(f"started {kinds.get(record.kind).title} {record.id} (phase {record.phase}); run `certrotate advance` next.")
@@ -155,6 +165,10 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _advance(args: argparse.Namespace) -> int:
+    from core.config import state as state_mod
+    from core.remote.ssh import SshPool
+    from core.rotation import engine
+
     path = Path(args.state)
     now = parse_now(args.now)
     secret_flags.apply(args)
@@ -190,6 +204,10 @@ def _advance(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
+    from core.config import state as state_mod
+    from core.remote.ssh import SshPool
+    from core.rotation import engine
+
     path = Path(args.state)
     with state_mod.locked(path):
         state = state_mod.load(path)
@@ -224,6 +242,11 @@ def _confirm(question: str) -> bool:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from core import pki
+    from core.config import state as state_mod
+    from core.diagnose import health
+    from core.findings import exit_code
+
     now = pki.utcnow()
     if args.certs_dir:
         findings = health.check_certs_dir(Path(args.certs_dir), now, args.warn_days, args.crit_days)

@@ -4,6 +4,9 @@
 process's memory (core.signers.credentials); CERTROTATE_CA_KEY_PASSPHRASE and
 CERTROTATE_PKCS11_PIN work without a flag. On a terminal a missing or wrong secret is
 asked for (not echoed); without one it is the error's one sentence and exit 2.
+
+The flags are part of the parser, so this module imports core.signers.credentials only
+when a handler applies them (tui/cli.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from core.errors import SecretNeeded
-from core.signers import credentials
 
 T = TypeVar("T")
 ATTEMPTS = 3
@@ -29,6 +31,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def apply(args: argparse.Namespace) -> None:
+    from core.signers import credentials
+
     if getattr(args, "ca_key_passphrase_file", None):
         credentials.give_from_file(credentials.PASSPHRASE, args.ca_key_passphrase_file)
     if getattr(args, "pkcs11_pin_file", None):
@@ -37,6 +41,8 @@ def apply(args: argparse.Namespace) -> None:
 
 def with_secrets(work: Callable[[], T]) -> T:
     """Run `work`; on a terminal, ask for a missing or wrong passphrase/PIN and run it again."""
+    from core.signers import credentials
+
     for attempt in range(ATTEMPTS):
         try:
             return work()

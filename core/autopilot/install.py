@@ -12,8 +12,9 @@ import re
 import shlex
 from pathlib import Path
 
+from core.config.autopilot_policy import DEFAULT_JITTER_SECONDS
+
 EVERY_MINUTES = 15
-DEFAULT_JITTER_SECONDS = 300
 
 
 def unit_name(cluster: str) -> str:

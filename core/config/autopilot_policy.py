@@ -18,6 +18,7 @@ from core.config.inventory import ClusterConfig, _Reader
 
 FIELDS = ("renew_before_days", "ca_renew_before_days", "windows", "window_minutes", "notify")
 DEFAULT_WINDOW_MINUTES = 60
+DEFAULT_JITTER_SECONDS = 300  # the installed timer's random wait inside a window (`autopilot install --jitter`)
 CA_MARGIN_DAYS = 90  # the default ca_renew_before_days is leaf_delay_days plus this
 
 

@@ -8,7 +8,8 @@ The builder loads cryptography, which costs the wizard a visible part of its sta
 the wizard's first screen needs no certificate. So this facade loads it on first use
 (PEP 562: a name looked up here imports the module that defines it); `from core.pki import
 issue_node` and `pki.issue_node(...)` work as with an eager import. The rules that need no
-cryptography (key types, user names, client formats) are in `core.pki.rules`.
+cryptography (key types, user names, client formats, the default lifetimes) are in
+`core.pki.rules`.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import importlib
 from typing import Any
 
 _BUILDER = (
-    "BACKDATE", "CA_LIFETIME", "CA_PROFILE", "CLIENT_CA_PROFILE", "CLIENT_PROFILE", "LEAF_LIFETIME", "NODE_PROFILE",
-    "NODE_PROFILES", "NODE_USER", "ORGANIZATION", "SPLIT_NODE_PROFILE", "Issued", "Profile", "build_certificate",
-    "common_name", "is_ca_certificate", "issue_ca", "issue_client", "issue_node", "random_serial", "san_strings",
-    "sha256_fingerprint", "subject_alternative_names", "utcnow",
+    "BACKDATE", "CA_PROFILE", "CLIENT_CA_PROFILE", "CLIENT_PROFILE", "NODE_PROFILE", "NODE_PROFILES", "NODE_USER",
+    "ORGANIZATION", "SPLIT_NODE_PROFILE", "Issued", "Profile", "build_certificate", "common_name", "is_ca_certificate",
+    "issue_ca", "issue_client", "issue_node", "random_serial", "san_strings", "sha256_fingerprint",
+    "subject_alternative_names", "utcnow",
 )
 # Where each name of the facade is defined.
 _HOME = {**dict.fromkeys(_BUILDER, "core.pki.builder"), "generate_private_key": "core.pki.keys",
-         "check_user_name": "core.pki.rules"}
+         **dict.fromkeys(("CA_LIFETIME", "LEAF_LIFETIME", "check_user_name"), "core.pki.rules")}
 
 __all__ = sorted(_HOME)
 

@@ -27,14 +27,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from core.errors import BadInput
 from core.pki.keys import DEFAULT_KEY_TYPE, PrivateKey, PublicKey, generate_private_key, private_key_pem
-from core.pki.rules import check_user_name
+from core.pki.rules import CA_LIFETIME, LEAF_LIFETIME, check_user_name
 
 ORGANIZATION = "Cockroach"
 BACKDATE = dt.timedelta(hours=24)
 DAY = dt.timedelta(days=1)
-# cockroach's defaults: --lifetime 87840h (10 × 366 days) for CAs, 43920h for leaves.
-CA_LIFETIME = dt.timedelta(hours=87840)
-LEAF_LIFETIME = dt.timedelta(hours=43920)
 NODE_USER = "node"
 
 

@@ -3,12 +3,19 @@
 The inventory checks key types, client user names and client file formats when it reads
 the state file, and the wizard reads the state file before its first frame. So these
 rules live here, apart from the builder and the key code that load cryptography; those
-modules import them from here, and nothing is written twice.
+modules import them from here, and nothing is written twice. The default lifetimes are
+here for the same reason: every `certrotate` command line shows them in its help.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from core.errors import BadInput
+
+# cockroach's defaults: --lifetime 87840h (10 × 366 days) for CAs, 43920h for leaves.
+CA_LIFETIME = dt.timedelta(hours=87840)
+LEAF_LIFETIME = dt.timedelta(hours=43920)
 
 # A key type's name and how it is made: ("rsa", bits) or ("ec", the curve's name in cryptography).
 # CockroachDB's key parser accepts RSA and ECDSA keys only.

@@ -14,25 +14,25 @@ This module reads top to bottom as the runbook. What differs between kinds is da
 which does the node side of each step. The parts below both: the CAs and bundles
 (core.rotation.signers), the clients' files (core.rotation.clients), the phase changes and
 the close-out (core.rotation.lifecycle), and putting files back (core.rotation.restore).
+
+`start` is core.rotation.opening's, re-exported here: opening a rotation touches no host, so
+`certrotate start` imports that module alone, without the SSH stack the steps below need.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from core import files, pki
-from core.config.record import RotationRecord, client_key, confirm_key_for, opened, rotation_id_for
+from core.config.record import RotationRecord, client_key, confirm_key_for
 from core.config.state import State
-from core.config.workspace import Workspace
 from core.errors import BadInput, CertRotateError
 from core.pki import bundle
 from core.pki.certs_dir import CA_CERT, CLIENT_CA_CERT
-from core.remote.probes import probe_sql
 from core.remote.ssh import SshPool
-from core.rotation import client_proof, contract, deliveries, kinds, last_error, lifecycle, proof_record
+from core.rotation import client_proof, contract, deliveries, last_error, lifecycle, proof_record
 from core.rotation import signers as signers_mod
 from core.rotation.clients import (
     check_clients_hold_new_leaves,
@@ -40,72 +40,16 @@ from core.rotation.clients import (
     deliver_bundle,
     deliver_client_leaves,
 )
-from core.rotation.context import MAX_PARALLEL_HOSTS, Run
+from core.rotation.context import Run
 from core.rotation.kinds import FULL_PHASES
 from core.rotation.model import Gate, Outcome, Reporter, silent
+from core.rotation.opening import start
 from core.rotation.plans import TrustCheck
 from core.rotation.signing_gate import awaiting_signatures
-from core.signers import select as signer_select
-from core.signers.identity import check_identities
 
 PHASES = ("idle",) + FULL_PHASES
-SERVED_PROBE_TIMEOUT = 5.0
 
 __all__ = ["PHASES", "Gate", "Outcome", "advance", "confirm", "current_confirm_key", "rollback", "start"]
-
-
-# -- start ------------------------------------------------------------------------------------
-
-
-def start(state: State, kind_name: str, *, now: dt.datetime | None = None, **options: Any) -> dict[str, Any]:
-    """Open a rotation of `kind_name`; refuses while another is in flight. Nothing is touched yet."""
-    kind = kinds.get(kind_name)
-    if kind.hidden:
-        raise BadInput(f"A {kind_name} rotation is chosen by `certrotate start recover` from what it sees on the "
-                       "cluster; run that instead.")
-    deliveries.for_cluster(state.inventory.cluster).check_start(kind)
-    if state.rotation:
-        raise BadInput(
-            f"A {_title(state.rotation.get('kind'))} ({state.rotation.get('id')}) is already in phase "
-            f"{state.phase}; run `certrotate advance` to continue it or `certrotate rollback` to undo it "
-            "(in the wizard: n, or b)."
-        )
-    if kind.open is not None:  # the kind decides or stages for itself (ui: the operator's files; recover: expiry)
-        if kind.observes_nodes:
-            options["served"] = served_not_after(state)
-        rotation = kind.open(state, now=now, **options)
-        contract.stage_new_cas(state)  # a recovery's new CA too: the preview shows what the run installs
-        return rotation
-    real_now = pki.utcnow()
-    ws = Workspace(state.base_dir, state.inventory.cluster)
-    organisation_ca = signer_select.check_start(ws, kind.name, options.pop("new_ca", None))  # start ca --new-ca FILE
-    if not state.inventory.cluster.on_kubernetes:
-        check_identities(state.inventory)  # no certificate that would lock a user or a node out
-    extra = kind.prepare(state, ws, now or real_now, **options)
-    rotation_id = rotation_id_for(kind.name, real_now)
-    state.rotation = opened(rotation_id, kind.name, kind.first_phase, real_now, **extra)
-    if organisation_ca is not None:  # the new CA is the organisation's: found there by core.signers.select.rotation_ca
-        files.write_public(ws.rotation_dir(rotation_id) / CA_CERT, organisation_ca, overwrite=False)
-    state.record("start", at=real_now, detail=f"{kind.name} rotation {rotation_id}")
-    contract.stage_new_cas(state)  # every preview and the run then use this one CA
-    return state.rotation
-
-
-def served_not_after(state: State) -> dict[str, dt.datetime | None]:
-    """When the certificate each node serves ends (None: no sql_addr, or it did not answer), probed in parallel."""
-    def probe(node) -> dt.datetime | None:
-        if not node.sql_addr:
-            return None
-        try:
-            return probe_sql(node.sql_addr, timeout=SERVED_PROBE_TIMEOUT).not_after
-        except CertRotateError:
-            return None
-
-    nodes = list(state.inventory.nodes)
-    if not nodes:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_HOSTS, len(nodes))) as pool:
-        return dict(zip([n.name for n in nodes], pool.map(probe, nodes)))
 
 
 # -- phases -----------------------------------------------------------------------------------
@@ -292,12 +236,6 @@ def current_confirm_key(state: State) -> str | None:
 
 
 # -- rollback ---------------------------------------------------------------------------------
-
-
-def _title(kind_name: str | None) -> str:
-    """How a sentence names a rotation kind: "first-time setup", not "init rotation"."""
-    kind = kinds.lookup(kind_name)
-    return kind.title if kind else f"{kind_name} rotation"
 
 
 def rollback(state: State, pool: SshPool, *, report: Reporter = silent) -> Outcome:

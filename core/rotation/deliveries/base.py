@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from core.config.state import State
     from core.remote.ssh import SshPool
     from core.rotation.context import Run
-    from core.rotation.kinds import Kind
     from core.rotation.model import Gate, Outcome, Reporter
     from core.rotation.plans import TrustCheck
     from core.rotation.signers import LeafSigners, RotationBundles
@@ -22,9 +21,6 @@ if TYPE_CHECKING:
 
 class Delivery(Protocol):
     name: str
-
-    def check_start(self, kind: Kind) -> None:
-        """Refuse a kind this delivery cannot carry out, with the sentence that says what can."""
 
     def trust_bundle(self, rotated: RotationBundles) -> bytes:
         """What the nodes hold during the trust step (both CAs; the order is the delivery's)."""

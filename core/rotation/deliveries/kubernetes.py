@@ -42,7 +42,6 @@ from core.rotation import kubernetes_manifests as k8s
 from core.rotation import lifecycle
 from core.rotation import signers as signers_mod
 from core.rotation.context import Run
-from core.rotation.kinds import Kind
 from core.rotation.model import DONE, Gate, Outcome, Progress, Reporter, silent
 from core.rotation.plans import TrustCheck
 from core.rotation.restore import rollback_host
@@ -269,14 +268,6 @@ def _known(*cas: pki.Issued | None) -> tuple[str, ...]:
 
 class KubernetesDelivery:
     name = "kubernetes"
-
-    def check_start(self, kind: Kind) -> None:
-        if kind.first_install:
-            raise BadInput("First-time setup is not done by certrotate on Kubernetes: the helm chart or operator "
-                           "creates the first certificates. Use `start ca`, `start nodes` or `start clients`.")
-        if kind.name not in ("ca", "nodes", "clients"):
-            raise BadInput(f"A {kind.name} rotation is not supported with delivery = \"kubernetes\" yet; use "
-                           "`start ca`, `start nodes` or `start clients`.")
 
     def trust_bundle(self, rotated: RotationBundles) -> bytes:
         # Old CA(s) first: pods restart with the Secret and keep presenting and preferring the old chain.

@@ -28,7 +28,6 @@ from core.remote.ssh import SshPool
 from core.rotation import key_on_node, lifecycle, regions, restore
 from core.rotation import signers as signers_mod
 from core.rotation.context import MAX_PARALLEL_HOSTS, Run
-from core.rotation.kinds import Kind
 from core.rotation.model import Gate, Outcome, Progress, Reporter
 from core.rotation.node_change import NodeChange
 from core.rotation.node_leaves import leaf_change, node_leaves
@@ -38,9 +37,6 @@ from core.rotation.signers import LeafSigners, RotationBundles
 
 class SshDelivery:
     name = "ssh"
-
-    def check_start(self, kind: Kind) -> None:
-        return None  # every kind is carried out over SSH
 
     def trust_bundle(self, rotated: RotationBundles) -> bytes:
         return rotated.combined  # new CA first: the node presents the new chain as soon as it has leaves of it
