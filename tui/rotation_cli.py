@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 from core.config.record import RotationRecord, client_key
 from core.errors import BadInput
 from core.rotation import kinds
-from core.rotation.model import MANUAL, Progress
 from tui import secret_flags
 
 if TYPE_CHECKING:
     from core.config.state import State
-    from core.rotation.model import Gate
+    from core.rotation.model import Gate, Progress
 
 
 def parse_now(text: str | None) -> dt.datetime | None:
@@ -39,6 +38,8 @@ def parse_now(text: str | None) -> dt.datetime | None:
 
 
 def print_progress(event: Progress) -> None:
+    from core.rotation.discard import MANUAL  # loaded already: only a run (advance, rollback, autopilot) reports
+
     mark = {"ok": "ok", "failed": "FAILED", "skipped": "skip", "running": "..", "waiting": "wait", "warning": "WARN",
             MANUAL: "BYHAND"}.get(event.status, event.status)
     print(f"{event.host:<16} {event.step:<8} {mark:<6} {event.detail}", flush=True)
@@ -207,6 +208,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from core.config import state as state_mod
     from core.remote.ssh import SshPool
     from core.rotation import engine
+    from core.rotation.discard import MANUAL
 
     path = Path(args.state)
     with state_mod.locked(path):

@@ -27,9 +27,10 @@ from core.pki.certs_dir import CA_CERT, client_cert_name, client_key_name
 from core.rotation import kinds
 from core.rotation.authority import authority_for
 from core.rotation.contract import new_ca_files
-from core.rotation.model import MANUAL, Progress
+from core.rotation.model import Progress
 
 LOCAL = "this machine"  # the progress lines about the operator's own files
+MANUAL = "by hand"  # a progress status: something only the operator can do
 STEPS = ("trust", "leaf", "retire")
 
 

@@ -191,7 +191,6 @@ class Progress:
     heading: bool = False  # a line about a group of hosts (a region), not one more host
 
 
-MANUAL = "by hand"  # a progress status: something only the operator can do (a client delivered by hand)
 Reporter = Callable[[Progress], None]
 
 
