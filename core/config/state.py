@@ -207,13 +207,46 @@ def dumps(state: State) -> bytes:
     records = {key: value for key, value in (("rotation", state.rotation), ("history", state.history),
                                               ("autopilot_status", state.autopilot)) if value}
     journal_text = state.journal_log.text()
-    document: dict[str, Any] = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(records, journal_text)}}
-    document.update(inventory_to_toml_data(state.inventory))
+    meta = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(records, journal_text)}}
+    rest: dict[str, Any] = {}
     if state.policy is not None:
-        document["autopilot"] = policy_to_toml(state.policy)
-    document.update(records)
+        rest["autopilot"] = policy_to_toml(state.policy)
+    rest.update(records)
     header = "# certrotate state file. Comments are not kept: certrotate rewrites this file.\n"
-    return (header + tomli_w.dumps(document) + journal_text + END_MARKER + "\n").encode()
+    return (header + _tables(meta, state.inventory, rest) + journal_text + END_MARKER + "\n").encode()
+
+
+_formatted_inventory: tuple[Inventory | None, tuple[str, str]] = (None, ("", ""))  # the last one formatted
+
+
+def _tables(meta: dict[str, Any], inventory: Inventory, rest: dict[str, Any]) -> str:
+    """tomli_w.dumps of meta, inventory and rest as one document, with the inventory's part formatted
+    once per Inventory (they are frozen): a run saves many times, and its inventory never changes.
+
+    tomli_w writes a document's keys that are not tables (a short array written inline, such as
+    `clients = [{ user = "root" }]`) before its first table, so each part is split in two and
+    the keys of all of them come first.
+    """
+    global _formatted_inventory
+    known, inventory_parts = _formatted_inventory
+    if known is not inventory:
+        inventory_parts = _split(tomli_w.dumps(inventory_to_toml_data(inventory)))
+        _formatted_inventory = (inventory, inventory_parts)
+    parts = [_split(tomli_w.dumps(meta)), inventory_parts, _split(tomli_w.dumps(rest))]
+    keys = "".join(part[0] for part in parts)
+    tables = "\n".join(part[1] for part in parts if part[1])
+    return keys + ("\n" if keys and tables else "") + tables
+
+
+def _split(text: str) -> tuple[str, str]:
+    """tomli_w's text of a document: (its keys outside any table, its tables). tomli_w ends the keys
+    with a blank line before the first table, and writes no blank line among them."""
+    if text.startswith("["):
+        return "", text
+    start = text.find("\n\n[")
+    if start == -1:
+        return text, ""
+    return text[:start + 1], text[start + 2:]
 
 
 def save(state: State) -> None:
