@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -176,3 +177,19 @@ def test_load_of_dump_is_the_identity(inventory, rotation, history, journal):
     assert again.inventory == loaded.inventory
     assert (again.rotation, again.history, again.journal) == (rotation, history, journal)
     assert state_mod.dumps(again) == dumped
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inventory=inventories(), rotation=RECORDS, history=st.lists(RECORDS, max_size=3), autopilot=RECORDS)
+def test_the_file_is_written_as_one_tomli_w_document_would_be(inventory, rotation, history, autopilot):
+    """The inventory's text is kept from save to save; the file is still exactly tomli_w's."""
+    path = Path("/nonexistent/certrotate.toml")
+    loaded = state_mod.parse_state(tomli_w.dumps(inventory).encode(), path)
+    loaded.rotation, loaded.history, loaded.autopilot = rotation, history, autopilot
+    state_mod.dumps(loaded)  # the inventory's text is now the kept one
+    text = state_mod.dumps(loaded).decode()
+    meta = tomllib.loads(text)["certrotate"]
+    records = {k: v for k, v in (("rotation", rotation), ("history", history), ("autopilot_status", autopilot)) if v}
+    from core.config.inventory import inventory_to_toml_data
+    whole = tomli_w.dumps({"certrotate": meta, **inventory_to_toml_data(loaded.inventory), **records})
+    assert text.split("\n", 1)[1] == whole + state_mod.END_MARKER + "\n"

@@ -6,6 +6,8 @@ resumed run safe. Hence:
 - a file certrotate wrote ends with an end marker and carries a checksum of the
   tables certrotate owns, because tomllib happily accepts a file cut short or an
   empty one — a damaged record is refused (exit 2) and never overwritten;
+- the journal is written last and checked as text, so loads and saves do not re-read or
+  re-format it (core.config.journal says why);
 - the inventory tables are not checksummed: operators may edit them by hand;
 - a process holds an flock on `<state>.lock` while it works; a second one exits 3
   naming the holder.
@@ -32,13 +34,15 @@ import tomli_w
 from core import files
 from core.config.autopilot_policy import AutopilotPolicy, parse_policy, policy_to_toml
 from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
+from core.config.journal import SECTION_START, Journal, format_entries
 from core.config.record import RotationRecord
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
 
-SCHEMA = 1
+SCHEMA = 2  # 2: the journal last, its checksum over its text (1: over the parsed journal)
 END_MARKER = "# end of certrotate state"
 TOOL_TABLES = ("certrotate", "rotation", "history", "journal", "autopilot_status")
+RECORD_TABLES = ("rotation", "history", "autopilot_status")  # the tool's tables other than the journal
 
 
 @dataclass
@@ -49,9 +53,18 @@ class State:
     inventory: Inventory
     rotation: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
-    journal: list[dict[str, Any]] = field(default_factory=list)
+    journal_log: Journal = field(default_factory=Journal)
     policy: AutopilotPolicy | None = None  # the hand-written [autopilot] table (core.config.autopilot_policy)
     autopilot: dict[str, Any] = field(default_factory=dict)  # what autopilot records: last run, notifications sent
+
+    @property
+    def journal(self) -> list[dict[str, Any]]:
+        """Every action recorded, oldest first (parsed from the file on first read)."""
+        return self.journal_log.entries()
+
+    @journal.setter
+    def journal(self, entries: list[dict[str, Any]]) -> None:
+        self.journal_log = Journal.of(entries)
 
     @property
     def base_dir(self) -> Path:
@@ -67,12 +80,20 @@ class State:
         for key, value in (("host", host), ("path", path), ("sha256", sha256), ("detail", detail)):
             if value:
                 entry[key] = value
-        self.journal.append(entry)
+        self.journal_log.append(entry)
 
 
-def _tool_checksum(tool_data: dict[str, Any]) -> str:
-    canonical = json.dumps(tool_data, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _canonical(tool_data: dict[str, Any]) -> str:
+    return json.dumps(tool_data, sort_keys=True, default=str, separators=(",", ":"))
+
+
+def _tool_checksum(records: dict[str, Any], journal_text: str) -> str:
+    """Schema 2: the record tables as data (a TOML rewrite of equal data matches), the journal as written."""
+    return hashlib.sha256(_canonical(records).encode() + b"\0" + journal_text.encode()).hexdigest()
+
+
+def _schema1_checksum(tool_data: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(tool_data).encode()).hexdigest()
 
 
 def _position(text: str, error: tomllib.TOMLDecodeError) -> str:
@@ -96,38 +117,79 @@ def parse_state(raw: bytes, path: Path) -> State:
         raise BadInput(f"{source} line {line} is not valid UTF-8.") from None
     if not text.strip():
         raise BadInput(f"{source} is empty; it needs at least [cluster] name and one [[nodes]].")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise BadInput(f"{source} is not valid TOML at {_position(text, error)}.") from None
-
-    meta = data.get("certrotate")
-    if meta is not None:
-        if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
-            raise BadInput(f"{source}: [certrotate] is damaged (no schema version).")
-        if meta["schema"] > SCHEMA:
-            raise BadInput(f"{source} was written by a newer certrotate (schema {meta['schema']}); upgrade certrotate.")
-        if text.rstrip().splitlines()[-1].strip() != END_MARKER:
-            raise BadInput(f"{source} is cut short: certrotate's end marker is missing; restore it from a backup.")
-        tool_data = {key: data.get(key) for key in TOOL_TABLES if key != "certrotate" and key in data}
-        if meta.get("checksum") != _tool_checksum(tool_data):
-            raise BadInput(
-                f"{source}: the rotation record does not match its checksum (damaged or edited); "
-                "restore it from a backup."
-            )
-        data = migrate(data, meta["schema"])
+    data, journal = _parse_written(text) or _parse_whole(text, source)
 
     inventory = parse_inventory(data, text, source)
     rotation = data.get("rotation", {})
     history = data.get("history", [])
-    journal = data.get("journal", [])
     autopilot = data.get("autopilot_status", {})
-    if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(journal, list) \
-            or not isinstance(autopilot, dict):
+    if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(autopilot, dict):
         raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
     policy = parse_policy(data, text, source, inventory.cluster)
-    return State(path=path, inventory=inventory, rotation=rotation, history=history, journal=journal,
+    return State(path=path, inventory=inventory, rotation=rotation, history=history, journal_log=journal,
                  policy=policy, autopilot=autopilot)
+
+
+def _parse_written(text: str) -> tuple[dict[str, Any], Journal] | None:
+    """The quick way, for a file as certrotate wrote it: parse what precedes the journal, hash the journal.
+
+    None when the file is not exactly that (hand-written, an older schema, edited, damaged):
+    `_parse_whole` then reads all of it and says what is wrong.
+    """
+    marker = text.rfind(END_MARKER)
+    start = text.find(SECTION_START)
+    if marker == -1 or text[marker:] != END_MARKER + "\n":
+        return None
+    if start == -1 or start > marker:
+        start = marker
+    try:
+        data = tomllib.loads(text[:start])
+    except tomllib.TOMLDecodeError:
+        return None
+    meta = data.get("certrotate")
+    if not isinstance(meta, dict) or meta.get("schema") != SCHEMA or "journal" in data:
+        return None
+    section = text[start:marker]
+    if meta.get("checksum") != _tool_checksum(_records(data), section):
+        return None
+    return data, Journal(section)
+
+
+def _parse_whole(text: str, source: str) -> tuple[dict[str, Any], Journal]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise BadInput(f"{source} is not valid TOML at {_position(text, error)}.") from None
+    entries = data.get("journal", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
+    meta = data.get("certrotate")
+    if meta is None:  # a hand-written inventory: nothing recorded yet
+        return data, Journal.of(entries)
+    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
+        raise BadInput(f"{source}: [certrotate] is damaged (no schema version).")
+    if meta["schema"] > SCHEMA:
+        raise BadInput(f"{source} was written by a newer certrotate (schema {meta['schema']}); upgrade certrotate.")
+    if text.rstrip().splitlines()[-1].strip() != END_MARKER:
+        raise BadInput(f"{source} is cut short: certrotate's end marker is missing; restore it from a backup.")
+    if meta["schema"] == 1:
+        tool_data = {key: data.get(key) for key in TOOL_TABLES if key != "certrotate" and key in data}
+        matches = meta.get("checksum") == _schema1_checksum(tool_data)
+        journal = Journal.of(entries)  # written in the new layout at the next save
+    else:  # edited between the journal and the end marker (e.g. a table added there): the journal as data
+        section = format_entries(entries)
+        matches = meta.get("checksum") == _tool_checksum(_records(data), section)
+        journal = Journal(section, entries)
+    if not matches:
+        raise BadInput(
+            f"{source}: the rotation record does not match its checksum (damaged or edited); "
+            "restore it from a backup."
+        )
+    return migrate(data, meta["schema"]), journal
+
+
+def _records(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: data[key] for key in RECORD_TABLES if key in data}
 
 
 def migrate(data: dict[str, Any], schema: int) -> dict[str, Any]:
@@ -142,22 +204,49 @@ def load(path: Path) -> State:
 
 
 def dumps(state: State) -> bytes:
-    tool_data: dict[str, Any] = {}
-    if state.rotation:
-        tool_data["rotation"] = state.rotation
-    if state.history:
-        tool_data["history"] = state.history
-    if state.journal:
-        tool_data["journal"] = state.journal
-    if state.autopilot:
-        tool_data["autopilot_status"] = state.autopilot
-    document: dict[str, Any] = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(tool_data)}}
-    document.update(inventory_to_toml_data(state.inventory))
+    records = {key: value for key, value in (("rotation", state.rotation), ("history", state.history),
+                                              ("autopilot_status", state.autopilot)) if value}
+    journal_text = state.journal_log.text()
+    meta = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(records, journal_text)}}
+    rest: dict[str, Any] = {}
     if state.policy is not None:
-        document["autopilot"] = policy_to_toml(state.policy)
-    document.update(tool_data)
+        rest["autopilot"] = policy_to_toml(state.policy)
+    rest.update(records)
     header = "# certrotate state file. Comments are not kept: certrotate rewrites this file.\n"
-    return (header + tomli_w.dumps(document) + END_MARKER + "\n").encode()
+    return (header + _tables(meta, state.inventory, rest) + journal_text + END_MARKER + "\n").encode()
+
+
+_formatted_inventory: tuple[Inventory | None, tuple[str, str]] = (None, ("", ""))  # the last one formatted
+
+
+def _tables(meta: dict[str, Any], inventory: Inventory, rest: dict[str, Any]) -> str:
+    """tomli_w.dumps of meta, inventory and rest as one document, with the inventory's part formatted
+    once per Inventory (they are frozen): a run saves many times, and its inventory never changes.
+
+    tomli_w writes a document's keys that are not tables (a short array written inline, such as
+    `clients = [{ user = "root" }]`) before its first table, so each part is split in two and
+    the keys of all of them come first.
+    """
+    global _formatted_inventory
+    known, inventory_parts = _formatted_inventory
+    if known is not inventory:
+        inventory_parts = _split(tomli_w.dumps(inventory_to_toml_data(inventory)))
+        _formatted_inventory = (inventory, inventory_parts)
+    parts = [_split(tomli_w.dumps(meta)), inventory_parts, _split(tomli_w.dumps(rest))]
+    keys = "".join(part[0] for part in parts)
+    tables = "\n".join(part[1] for part in parts if part[1])
+    return keys + ("\n" if keys and tables else "") + tables
+
+
+def _split(text: str) -> tuple[str, str]:
+    """tomli_w's text of a document: (its keys outside any table, its tables). tomli_w ends the keys
+    with a blank line before the first table, and writes no blank line among them."""
+    if text.startswith("["):
+        return "", text
+    start = text.find("\n\n[")
+    if start == -1:
+        return text, ""
+    return text[:start + 1], text[start + 2:]
 
 
 def save(state: State) -> None:

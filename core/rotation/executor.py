@@ -112,15 +112,17 @@ class Executor:
 
     def apply(self, session: HostSession | None, actions: list[Action], step: str) -> None:
         served = trust_probes.ServedInPlan()
-        for action in actions:
+        for group in _consecutive_trust_probes(actions):
+            if isinstance(group, list):
+                self._expect_trust(group, step, served)
+                continue
+            action = group
             if isinstance(action, WriteFiles):
                 self._write(session, action, step)
             elif isinstance(action, RunCommand):
                 self._run(session, action, step)
             elif isinstance(action, ExpectServed):
                 self._expect_served(action, step)
-            elif isinstance(action, ExpectTrust):
-                self._expect_trust(action, step, served)
             elif isinstance(action, ExpectAccepted):
                 self._expect_accepted(action, step)
             elif isinstance(action, ExportFiles):
@@ -162,23 +164,35 @@ class Executor:
             )
         self.report(Progress(action.host, step, "running", f"serves {action.fingerprint[:16]}…"))
 
-    def _expect_trust(self, action: ExpectTrust, step: str, served: trust_probes.ServedInPlan) -> None:
-        ca = self.probe_cas.get(action.ca_fingerprint)
-        if ca is None:
+    def _expect_trust(self, actions: list[ExpectTrust], step: str, served: trust_probes.ServedInPlan) -> None:
+        """A node's trust probes after one reload (old CA and new CA, say) run side by side, each
+        waiting for the reload on its own; they are judged and reported in the plan's order."""
+        probed = [action for action in actions if action.ca_fingerprint in self.probe_cas]
+        expected = {id(a): served.expected(a.address, a.serves) if a.trusted else None for a in probed}
+
+        def probe(action: ExpectTrust) -> probes.TrustResult | str:
+            return self.probe_clients.verdict(action.address, self.probe_cas[action.ca_fingerprint], action.trusted,
+                                              timeout=self.verify_timeout, serves=expected[id(action)])
+
+        verdicts = dict(zip(map(id, probed), trust_probes.side_by_side(probe, probed)))
+        for action in actions:
+            if id(action) in verdicts:
+                self._judge_trust(action, verdicts[id(action)], step, served)
+                continue
             self.report(Progress(action.host, step, "skipped", f"no key for CA {action.ca_fingerprint[:16]}… to probe with"))
             if action.serves and action.trusted:  # the served check rode on this probe: make it on its own
                 self._expect_served(ExpectServed(action.host, action.address, action.serves), step)
-            return
-        # An accepted probe completes its handshake, so it also shows the leaf (a refused one may not).
-        expected = served.expected(action.address, action.serves) if action.trusted else None
-        verdict = self.probe_clients.verdict(action.address, ca, action.trusted, timeout=self.verify_timeout,
-                                             serves=expected)
+
+    def _judge_trust(self, action: ExpectTrust, verdict: probes.TrustResult | str, step: str,
+                     served: trust_probes.ServedInPlan) -> None:
         if isinstance(verdict, str):
             wanted = "trust" if action.trusted else "stop trusting"
             raise StepFailed(
                 f"{action.host} did not {wanted} CA {action.ca_fingerprint[:16]}… after the reload "
                 f"({verdict}); check its ca.crt and reload command."
             )
+        # An accepted probe completes its handshake, so it also shows the leaf (a refused one may not).
+        expected = served.expected(action.address, action.serves) if action.trusted else None
         seen = verdict.served_fingerprint
         if expected and seen and seen != expected:
             raise ServedMismatch(
@@ -223,3 +237,17 @@ def remote_files_in_commit_order(items: list[remote_files.RemoteFile]) -> list[r
     order = remote_files.commit_order([item.path for item in items])
     by_path = {item.path: item for item in items}
     return [by_path[path] for path in order]
+
+
+def _consecutive_trust_probes(actions: list[Action]) -> list[Action | list[ExpectTrust]]:
+    """The plan's actions, with each run of consecutive ExpectTrust gathered into one list."""
+    grouped: list[Action | list[ExpectTrust]] = []
+    for action in actions:
+        if isinstance(action, ExpectTrust):
+            if grouped and isinstance(grouped[-1], list):
+                grouped[-1].append(action)
+            else:
+                grouped.append([action])
+        else:
+            grouped.append(action)
+    return grouped

@@ -18,6 +18,8 @@ saw and requires every later probe of that node to see the same.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence, TypeVar
 
 from core.errors import CertRotateError
 from core.pki import Issued
@@ -27,6 +29,20 @@ P256 = "ecdsa-p256"
 RSA = "rsa-2048"
 # Refusals that may be about the probe's key type rather than about the CA that signed it.
 KEY_TYPE_REFUSALS = ("unsupported certificate", "certificate required", "handshake failure")
+
+Probe = TypeVar("Probe")
+Verdict = TypeVar("Verdict")
+
+
+def side_by_side(probe: Callable[[Probe], Verdict], probes_: Sequence[Probe]) -> list[Verdict]:
+    """Every probe at once, the results in order: each one mostly waits on the node (its reload,
+    its backend's start), so a node's second probe need not wait for its first. The first
+    error in order is raised, after every probe has ended."""
+    if len(probes_) < 2:
+        return [probe(p) for p in probes_]
+    with ThreadPoolExecutor(max_workers=len(probes_), thread_name_prefix="trust-probe") as pool:
+        futures = [pool.submit(probe, p) for p in probes_]
+    return [future.result() for future in futures]
 
 
 class ProbeClients:
