@@ -1,8 +1,9 @@
 """What every node serves now, probed before a rotation opens: `start recover` decides from it.
 
 A TLS handshake with each node's `sql_addr`, in parallel; only the end of the certificate it
-presents is kept. A node that does not answer is None, as is one without a `sql_addr`: the
-recovery then decides from the local files alone.
+presents is kept (None for a node without a `sql_addr` or that does not answer). Opening
+every other kind needs no node, so core.rotation.opening imports this module only for the
+kinds that observe nodes.
 """
 
 from __future__ import annotations
