@@ -362,6 +362,26 @@ def test_backups_restore_every_file_exactly_and_remove_added_files(session, cert
     assert rf.restore(session, "rot-1").restored == []  # restoring twice changes nothing
 
 
+def test_a_backup_killed_before_its_manifest_keeps_the_copies_of_the_originals(session, certs):
+    """The manifest is written once, after every file is copied: a run killed before it has copies
+    but no record of them. The next try must take the copies (the originals), not the files as
+    they are by then, so that rollback still gives back what the node had."""
+    (certs / "node.crt").write_bytes(b"old node cert\n")
+    (certs / "node.key").write_bytes(b"old node key\n")
+    paths = [f"{certs}/node.key", f"{certs}/node.crt"]
+    rf.backup_files(session, paths, "rot-2")
+    backup = certs / ".certrotate-backup" / "rot-2"
+    (backup / rf.MANIFEST_NAME).unlink()  # as if killed between the copies and the manifest
+    (certs / "node.crt").write_bytes(b"changed since\n")
+
+    manifest = rf.backup_files(session, paths, "rot-2")
+
+    assert sorted(manifest.entries) == sorted(paths)
+    assert manifest.entries[f"{certs}/node.crt"].sha256 == hashlib.sha256(b"old node cert\n").hexdigest()
+    rf.restore(session, "rot-2")
+    assert (certs / "node.crt").read_bytes() == b"old node cert\n"
+
+
 def test_restore_without_backup_is_a_sentence(session):
     with pytest.raises(StepFailed, match="no backup of rotation nope"):
         rf.restore(session, "nope")

@@ -807,6 +807,7 @@ def _backup(session: HostSession, paths: Sequence[str], rotation_id: str, seen: 
         fresh = _ensure_backup_dir(session, sftp, certs_dir, directory)
         manifest = (None if fresh else _read_manifest(session, sftp, directory)) or BackupManifest(
             rotation_id, session.name, directory, {})
+        added: dict[str, BackupEntry] = {}
         for path in paths:
             _check_path(path)
             if path in manifest.entries:
@@ -851,9 +852,10 @@ def _backup(session: HostSession, paths: Sequence[str], rotation_id: str, seen: 
                     uid=current.uid,
                     gid=current.gid,
                 )
-            manifest = BackupManifest(
-                manifest.rotation_id, manifest.host, directory, {**manifest.entries, path: entry}
-            )
+            added[path] = entry
+        if added:
+            # Once for all the files: a run killed before this finds the copies on its next try (above).
+            manifest = BackupManifest(manifest.rotation_id, manifest.host, directory, {**manifest.entries, **added})
             _write_manifest(session, sftp, manifest)
         _sync_dirs(session, [directory])
         return manifest
