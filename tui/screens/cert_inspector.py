@@ -21,6 +21,8 @@ from tui.widgets.cert_view import CertView
 
 
 class CertInspectorScreen(Screen[None]):
+    CSS_PATH = "forms.tcss"
+
     BINDINGS = [
         Binding("ctrl+o", "open_file", "Open file"),
         Binding("ctrl+s", "probe_node", "Served by node"),

@@ -27,6 +27,8 @@ COLUMNS = (("Fingerprint", "fingerprint"), ("Expires", "expires"), ("Days left",
 
 
 class CloudClientCaScreen(Screen[None]):
+    CSS_PATH = "forms.tcss"
+
     DEFAULT_CSS = """
     CloudClientCaScreen #client-ca-table { height: auto; max-height: 12; margin: 1 1 0 1; }
     CloudClientCaScreen #client-ca-error { height: auto; padding: 0 2; }

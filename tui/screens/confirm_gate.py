@@ -17,6 +17,8 @@ from textual.widgets import Button, Label, SelectionList, Static
 class ConfirmGateScreen(ModalScreen[list[str] | None]):
     """Dismissed with the ticked clients (recorded by the caller through engine.confirm), or None."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [
         Binding("a", "tick_all", "Tick all"),
         Binding("y", "copy_commands", "Copy commands", show=False),

@@ -13,6 +13,8 @@ from textual.widgets import Button, Label, Static
 class DiscardFormScreen(ModalScreen[bool]):
     """Dismissed with True to quit and lose the form, False to go back to it."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [
         Binding("y", "discard", "Discard and quit"),
         Binding("escape", "keep", "Keep editing"),

@@ -90,6 +90,8 @@ def findings_text(heading: str, findings: list) -> Text:
 
 
 class DoctorScreen(Screen[None]):
+    CSS_PATH = ["forms.tcss", "doctor.tcss"]
+
     BINDINGS = [
         Binding("ctrl+d", "diagnose", "Run doctor", tooltip="Run every check again on the chosen node or client"),
         Binding("escape", "back", "Back"),

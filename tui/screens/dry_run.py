@@ -26,6 +26,8 @@ from tui.widgets.plan_view import PlanView
 class DryRunScreen(Screen[str | None]):
     """Dismissed with "run" when the operator goes on to run the step, else None."""
 
+    CSS_PATH = ["steps.tcss", "dialogs.tcss"]
+
     BINDINGS = [
         # Not a priority binding: Enter on the focused Back button must go back, not run.
         Binding("enter", "run", "Run these steps"),

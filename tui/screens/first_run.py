@@ -128,6 +128,8 @@ def make_key_dir(directory: Path) -> None:
 class FirstRunScreen(Screen[str]):
     """Pushed over the (empty) home screen; dismissed with a sentence once the file is written."""
 
+    CSS_PATH = "forms.tcss"
+
     BINDINGS = [
         Binding("ctrl+n", "add_node", "Add node"),
         Binding("ctrl+l", "add_client", "Add client"),

@@ -37,6 +37,8 @@ DB Console certificate, checked against every node, then installed node by node)
 
 
 class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close help")]
 
     def __init__(self, screen: Screen) -> None:

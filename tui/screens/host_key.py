@@ -23,6 +23,8 @@ MAX_ROUNDS = 5
 class HostKeyScreen(ModalScreen[bool]):
     """Dismissed with True when the operator trusts the key, False when not."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [
         Binding("y", "trust", "Trust this key"),
         Binding("escape,n", "reject", "Do not trust"),

@@ -50,6 +50,8 @@ def statement(mode: str) -> str:
 class OcspScreen(ModalScreen[str | None]):
     """Dismissed with the mode chosen (`off`, `lax`, `strict`), or None when cancelled or closed."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "proceed", "Continue"),

@@ -54,6 +54,8 @@ def _local_line(state: State) -> str:
 
 
 class RollbackScreen(ModalScreen[bool]):
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [
         Binding("y", "roll_back", "Roll back"),
         Binding("escape", "cancel", "Cancel"),  # never n: on the overview n is Run next

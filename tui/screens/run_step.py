@@ -51,6 +51,8 @@ def _host_count(state: State, step: str) -> int:
 class RunStepScreen(Screen[tuple[str, str]]):
     """`operation` is "advance" or "rollback"; dismissed with (error, summary); error is "" on success."""
 
+    CSS_PATH = "steps.tcss"
+
     BINDINGS = [
         Binding("escape", "back", "Back to overview"),
     ]

@@ -23,6 +23,8 @@ MAX_TRIES = 3
 class SecretScreen(ModalScreen[str | None]):
     """Dismissed with what was typed, or None (escape)."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, needed: SecretNeeded) -> None:

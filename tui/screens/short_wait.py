@@ -19,6 +19,8 @@ from textual.widgets import Button, Input, Label, Static
 class ShortWaitScreen(ModalScreen[int | None]):
     """Dismissed with the acknowledged number of wait days, or None."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, sentence: str, longest: int) -> None:

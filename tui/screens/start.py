@@ -22,6 +22,8 @@ NUMBERS = {name: number for number, name in enumerate(kinds.NAMES, start=1)}
 class StartScreen(ModalScreen[str | None]):
     """Dismissed with the name of the rotation kind chosen, or None."""
 
+    CSS_PATH = "dialogs.tcss"
+
     BINDINGS = [Binding(str(number), f"choose('{name}')", kinds.REGISTRY[name].choice)
                 for name, number in NUMBERS.items()] + [
         Binding("escape", "cancel", "Cancel"),

@@ -50,6 +50,8 @@ def check_files(state_path: Path, cert_path: str, key_path: str):
 class UiCertScreen(Screen[tuple[str, str] | None]):
     """Dismissed with (cert path, key path) to install, as the operator gave them, or None."""
 
+    CSS_PATH = "forms.tcss"
+
     DEFAULT_CSS = """
     UiCertScreen #ui-cert-form { padding: 0 1; }
     UiCertScreen #ui-intro { margin-bottom: 1; }
