@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.widgets import DataTable
 
 if TYPE_CHECKING:
@@ -24,6 +25,12 @@ LAST_ACTION_WIDTH = 26
 REGION_COLUMN = ("Region", "region")  # shown only when some node has a region
 
 
+def cell(value: str) -> Text:
+    """A cell shown as it is written: DataTable parses a plain str as Rich markup (and again at every measure
+    and render), which host names and addresses are not; this Text is the one a markup-free str would become."""
+    return Text(value, no_wrap=True, end="")
+
+
 class HostTable(DataTable):
     """Rows keyed by host (node name or client key), columns by the keys in COLUMNS."""
 
@@ -37,7 +44,7 @@ class HostTable(DataTable):
 
     def on_mount(self) -> None:
         for label, key in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(Text(label), key=key)
 
     def _use_columns(self, with_region: bool) -> bool:
         """A Region column after Host when any node has a region; True when the table was rebuilt."""
@@ -48,7 +55,7 @@ class HostTable(DataTable):
             return False
         self.clear(columns=True)
         for label, key in wanted:
-            self.add_column(label, key=key)
+            self.add_column(Text(label), key=key)
         return True
 
     def show_recorded(self, hosts: list[RecordedHost]) -> None:
@@ -68,10 +75,10 @@ class HostTable(DataTable):
             if host.key in self.rows:
                 for column, value in values.items():
                     if column in self.columns:
-                        self.update_cell(host.key, column, value, update_width=True)
+                        self._update(host.key, column, value)
             else:
                 cells = {"reachable": "…", "serving": "", "expires": "", "bundle": host.delivery or "", **values}
-                self.add_row(*(cells[key.value] for key in self.columns), key=host.key)
+                self.add_row(*(cell(cells[key.value]) for key in self.columns), key=host.key)
         if rebuilt:
             for view in list(self.observed.values()):
                 self.show_observed(view)
@@ -93,7 +100,12 @@ class HostTable(DataTable):
         if view.reachable not in ("manual", "kubernetes"):
             cells.append(("bundle", view.bundle))
         for column, value in cells:
-            self.update_cell(view.key, column, value, update_width=True)
+            self._update(view.key, column, value)
+
+    def _update(self, host: str, column: str, value: str) -> None:
+        """Only a cell whose text changed: each update has the table measure its column and render it again."""
+        if self.value(host, column) != value:
+            self.update_cell(host, column, cell(value), update_width=True)
 
     def value(self, host: str, column: str) -> str:
         return str(self.get_cell(host, column))
