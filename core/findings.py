@@ -21,6 +21,8 @@ OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 
 @dataclass(frozen=True)
 class Finding:
+    """A check's result: its level, the check's name and one sentence (see the module's docstring)."""
+
     level: str  # OK | WARN | FAIL | SKIP
     check: str  # what was checked, e.g. "chain", "expiry", "hostname", "san"
     message: str

@@ -72,6 +72,8 @@ def day(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Stage:
+    """One box of the phase timeline."""
+
     name: str
     status: str  # "done", "current", "pending", "skipped", "idle"
     note: str  # the date done or due, or why skipped
@@ -123,6 +125,8 @@ TRUST_CONFIRM_REASON = ("Each client below got the new CA bundle as files to del
 
 @dataclass(frozen=True)
 class NextStep:
+    """What the next-step panel says, and which keys act on it."""
+
     kind: str  # "start", "run", "schedule", "confirm"; "check" while an idle cluster's expiry is judged
     title: str
     reason: str
@@ -271,6 +275,8 @@ def next_step(state: State, now: dt.datetime, outage: recover.Recovery | None | 
 
 @dataclass(frozen=True)
 class RecordedHost:
+    """One row of the host table, as the state file records it (what the host serves comes from the refresh)."""
+
     key: str
     role: str  # "node" or "client"
     address: str
@@ -340,6 +346,8 @@ def _kubernetes_address(cluster: ClusterConfig, node: NodeConfig) -> str:
 
 @dataclass(frozen=True)
 class AutopilotLine:
+    """The overview's autopilot line, in four parts."""
+
     policy: str  # renewal margins and windows
     window: str  # open until …, or when the next opens
     next: str  # what the next pass will do

@@ -43,6 +43,8 @@ class NotifyTarget:
 
 @dataclass(frozen=True)
 class AutopilotPolicy:
+    """The hand-written [autopilot] table: how early to renew, in which windows, whom to tell."""
+
     renew_before_days: int | None = None  # None: a third of the leaf lifetime
     ca_renew_before_days: int | None = None  # None: leaf_delay_days + CA_MARGIN_DAYS
     windows: tuple[str, ...] = ()  # cron expressions in UTC; empty: any time

@@ -39,6 +39,8 @@ class SshEndpoint:
 
 @dataclass(frozen=True)
 class ClusterConfig:
+    """The [cluster] table: the cluster's name, profile, CA and leaf policy, and how its nodes get their files."""
+
     name: str
     profile: str = "cockroach"
     local_certs_dir: str = "certs"
@@ -88,6 +90,8 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class NodeConfig(SshEndpoint):
+    """One [[nodes]] entry: where the node is reached over SSH, where its certs live, what it serves."""
+
     name: str = ""
     certs_dir: str = ""
     addresses: tuple[str, ...] = ()
@@ -101,6 +105,8 @@ class NodeConfig(SshEndpoint):
 
 @dataclass(frozen=True)
 class ClientConfig:
+    """One [[clients]] entry: a SQL user's client certificate, delivered over SSH or by hand."""
+
     user: str
     ssh_host: str | None = None
     ssh_port: int = 22
@@ -124,6 +130,8 @@ class ClientConfig:
 
 @dataclass(frozen=True)
 class Inventory:
+    """The operator's part of the state file: the cluster, its nodes and its clients."""
+
     cluster: ClusterConfig
     nodes: tuple[NodeConfig, ...]
     clients: tuple[ClientConfig, ...] = field(default_factory=tuple)

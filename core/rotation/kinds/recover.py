@@ -50,6 +50,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Recovery:
+    """The recovery a cluster down by expiry needs: which hidden kind, why, and what expired."""
+
     kind: str  # one of the hidden kinds below
     why: str  # what was seen, and what the recovery will do
     expired_nodes: tuple[str, ...] = ()
