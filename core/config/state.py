@@ -27,17 +27,19 @@ import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import tomli_w
 
 from core import files
-from core.config.autopilot_policy import AutopilotPolicy, parse_policy, policy_to_toml
 from core.config.inventory import Inventory, inventory_to_toml_data, parse_inventory
 from core.config.journal import SECTION_START, Journal, format_entries
 from core.config.record import RotationRecord
 from core.crashpoints import crash_point
 from core.errors import BadInput, LockHeld
+
+if TYPE_CHECKING:
+    from core.config.autopilot_policy import AutopilotPolicy
 
 SCHEMA = 2  # 2: the journal last, its checksum over its text (1: over the parsed journal)
 END_MARKER = "# end of certrotate state"
@@ -125,7 +127,11 @@ def parse_state(raw: bytes, path: Path) -> State:
     autopilot = data.get("autopilot_status", {})
     if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(autopilot, dict):
         raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
-    policy = parse_policy(data, text, source, inventory.cluster)
+    policy = None
+    if "autopilot" in data:  # only a file that schedules autopilot loads the policy's module (and its dataclasses)
+        from core.config.autopilot_policy import parse_policy
+
+        policy = parse_policy(data, text, source, inventory.cluster)
     return State(path=path, inventory=inventory, rotation=rotation, history=history, journal_log=journal,
                  policy=policy, autopilot=autopilot)
 
@@ -210,6 +216,8 @@ def dumps(state: State) -> bytes:
     meta = {"certrotate": {"schema": SCHEMA, "checksum": _tool_checksum(records, journal_text)}}
     rest: dict[str, Any] = {}
     if state.policy is not None:
+        from core.config.autopilot_policy import policy_to_toml
+
         rest["autopilot"] = policy_to_toml(state.policy)
     rest.update(records)
     header = "# certrotate state file. Comments are not kept: certrotate rewrites this file.\n"
