@@ -126,14 +126,16 @@ class HomeScreen(Screen):
 
     def show_autopilot(self, state: State) -> None:
         """The autopilot line (policy, window, next, last run), only for a state file with [autopilot]."""
+        widget = self.query_one("#autopilot", Static)
+        widget.display = state.policy is not None
+        if state.policy is None:
+            return
+        from tui.autopilot_line import autopilot_line
+
         table = self.query_one(HostTable)
         served = {key: (seen.served_not_after, seen.served_fingerprint or "")
                   for key, seen in table.observed.items() if seen.served_not_after is not None}
-        line = view.autopilot_line(state, self.app.now(), served)
-        widget = self.query_one("#autopilot", Static)
-        widget.display = line is not None
-        if line is not None:
-            widget.update(Text(line.text()))
+        widget.update(Text(autopilot_line(state, self.app.now(), served).text()))
 
     @on(DataTable.RowHighlighted, "#hosts")
     def show_host_detail(self) -> None:
