@@ -18,7 +18,8 @@ from core import pki
 from core.config import state as state_mod
 from core.config.inventory import NodeConfig
 from core.remote.probes import probe_http, probe_sql, wait_for_fingerprint
-from core.rotation.kinds.ui import check_pair, first_problem
+from core.findings import first_problem
+from core.rotation.kinds.ui_pair import check_pair
 from tests.rotation_support import certrotate, edit_inventory, node_files, set_node_reload
 from tests.ui_support import OrgCA, browse_console, write_ui_files
 

@@ -2,7 +2,7 @@
 
 The operator brings ui.crt (with its intermediates) and ui.key from a public or
 organisational CA. The paths come from the inventory (`[cluster] ui_cert`, `ui_key`) or
-are typed or picked in the file tree. Every check is core's (core.rotation.kinds.ui.check_files):
+are typed or picked in the file tree. Every check is core's (core.rotation.kinds.ui_pair.check_files):
 key pair, validity, serverAuth, chain order, the key file's permissions, and whether the
 certificate covers each node's http_addr. Install is offered only when every check passed
 for the paths shown; the home screen then starts the `ui` rotation and runs it on the
@@ -40,11 +40,11 @@ CHECK_TITLES = {
 
 
 def check_files(state_path: Path, cert_path: str, key_path: str):
-    """In a worker thread: the state file afresh, then core's checks of the pair (core.rotation.kinds.ui.Checked)."""
+    """In a worker thread: the state file afresh, then core's checks of the pair (core.rotation.kinds.ui_pair.Checked)."""
     from core.config import state as state_mod
-    from core.rotation.kinds import ui as ui_cert
+    from core.rotation.kinds import ui_pair
 
-    return ui_cert.check_files(state_mod.load(state_path), cert_path, key_path)
+    return ui_pair.check_files(state_mod.load(state_path), cert_path, key_path)
 
 
 class UiCertScreen(Screen[tuple[str, str] | None]):
