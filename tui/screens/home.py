@@ -57,7 +57,8 @@ class HomeScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header(icon="◆")
         yield Static(id="cluster-title")
-        yield PhaseTimeline(id="timeline")
+        state = self.app.state
+        yield PhaseTimeline(stages=view.timeline(state, self.app.now()) if state else (), id="timeline")
         yield NextStepPanel(id="next-step")
         yield Static(id="autopilot")
         yield Static(id="message")

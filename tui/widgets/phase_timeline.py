@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.reactive import reactive
@@ -28,6 +30,12 @@ class PhaseTimeline(Horizontal):
     """
 
     stages: reactive[tuple[Stage, ...]] = reactive((), recompose=True)
+
+    def __init__(self, *, stages: Iterable[Stage] = (), **kwargs) -> None:
+        """The stages to compose with: set only once mounted, they would compose the row twice, and the
+        first frame would show every phase idle."""
+        super().__init__(**kwargs)
+        self.set_reactive(PhaseTimeline.stages, tuple(stages))
 
     @property
     def current(self) -> str:
