@@ -1,7 +1,9 @@
-"""Fault injection for the crash tests: SIGKILL ourselves at a chosen save of the state file.
+"""Fault injection for the crash tests: SIGKILL ourselves at a chosen save of the state file,
+or in a chosen upload to a node with its temps written and nothing renamed yet.
 
 Inert unless CERTROTATE_CRASH_AT is set (tests only), e.g. `save:3:before` kills the
-process just before its third state-file save, `save:1:after` right after its first.
+process just before its third state-file save, `save:1:after` right after its first,
+`upload:1:before` in the first upload, before its first rename.
 A SIGKILL cannot be caught, so this is exactly a power cut or an `kill -9` at that point.
 """
 

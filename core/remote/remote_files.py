@@ -51,6 +51,7 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
+from core.crashpoints import crash_point
 from core.errors import BadInput, StepFailed
 from core.remote.ssh import HostSession, HostTimeout, check_remote_path, one_line
 
@@ -562,6 +563,7 @@ def _replace(session: HostSession, items: Sequence[_Replacement],
                         False,
                         created,
                     )
+        crash_point("upload", "before")  # tests: killed with every temp written and nothing renamed
         for item in pending:
             try:
                 sftp.posix_rename(item.temp, item.path)
