@@ -258,3 +258,19 @@ def test_a_file_of_the_previous_layout_loads_and_is_rewritten_in_the_new_one(sta
     state_path.write_text(damaged)
     with pytest.raises(BadInput, match="does not match its checksum"):
         state_mod.load(state_path)
+
+
+def test_the_journal_read_newest_first_is_the_journal_reversed(state_path):
+    """The wizard reads each host's last action from the end; before a save, after it, and after a load."""
+    state = state_mod.load(state_path)
+    record_step(state, 10)
+    state_mod.save(state)
+    loaded = state_mod.load(state_path)
+    record_step(loaded, 2, offset=10)  # recorded, not yet written
+    assert list(loaded.journal_log.newest_first()) == list(reversed(loaded.journal))
+    fresh = state_mod.load(state_path)
+    record_step(fresh, 2, offset=10)
+    newest = list(fresh.journal_log.newest_first())
+    state_mod.save(fresh)  # the text grows behind what was read
+    assert newest == list(reversed(fresh.journal)) == list(fresh.journal_log.newest_first())
+    assert [e.get("sha256") for e in newest if "sha256" in e][:3] == [f"{i:064x}" for i in (11, 10, 9)]

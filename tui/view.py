@@ -298,24 +298,31 @@ def _steps(record: HostRecord, kind: Kind | None) -> str:
     return " ".join(parts)
 
 
-def _last_action(state: State, key: str) -> str:
-    for entry in reversed(state.journal):
-        if entry.get("host") == key:
+def _last_actions(state: State) -> dict[str, str]:
+    """Each host's last journaled action, reading the journal back from its end only as far as needed."""
+    hosts = {node.name for node in state.inventory.nodes} | {client_key(c) for c in state.inventory.clients}
+    found: dict[str, str] = {}
+    for entry in state.journal_log.newest_first():
+        host = entry.get("host")
+        if host in hosts and host not in found:
             at = entry.get("at")
             stamp = f"{at:%m-%d %H:%M}" if isinstance(at, dt.datetime) else ""
-            return f"{stamp} {entry.get('action', '')}"
-    return ""
+            found[host] = f"{stamp} {entry.get('action', '')}"
+            if len(found) == len(hosts):
+                break
+    return found
 
 
 def recorded_hosts(state: State) -> list[RecordedHost]:
     rotation = RotationRecord(state.rotation)
     kind = kinds.lookup(rotation.kind)
+    last = _last_actions(state)
     rows = []
     for node in state.inventory.nodes:
         record = rotation.node(node.name)
         cluster = state.inventory.cluster
         address = node.ssh_host or _kubernetes_address(cluster, node)
-        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), _last_action(state, node.name),
+        rows.append(RecordedHost(node.name, "node", address, _steps(record, kind), last.get(node.name, ""),
                                  region=node.region or ""))
     for client in state.inventory.clients:
         key = client_key(client)
@@ -333,7 +340,7 @@ def recorded_hosts(state: State) -> list[RecordedHost]:
         steps = _steps(record, kind)
         if proof_record.label(record.data):
             steps += f" · {proof_record.label(record.data)}"
-        rows.append(RecordedHost(key, "client", address, steps, _last_action(state, key), delivery))
+        rows.append(RecordedHost(key, "client", address, steps, last.get(key, ""), delivery))
     return rows
 
 

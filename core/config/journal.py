@@ -17,7 +17,7 @@ than its hosts. Entries never change once recorded, so:
 from __future__ import annotations
 
 import tomllib
-from typing import Any
+from typing import Any, Iterator
 
 from tomli_w._writer import Context, gen_table_chunks
 
@@ -47,6 +47,7 @@ class Journal:
         self._text = text  # the formatted section of the entries written so far
         self._entries = entries  # every entry, once parsed (None: only _text and _unformatted hold them)
         self._unformatted: list[dict[str, Any]] = []  # recorded since _text was last brought up to date
+        self._parsed: dict[int, dict[str, Any]] = {}  # newest_first's entries, by their offset in _text
 
     @classmethod
     def of(cls, entries: list[dict[str, Any]]) -> Journal:
@@ -65,6 +66,25 @@ class Journal:
             parsed = tomllib.loads(self._text).get("journal", []) if self._text else []
             self._entries = parsed + self._unformatted
         return self._entries
+
+    def newest_first(self) -> Iterator[dict[str, Any]]:
+        """Entries newest first, parsed only as far as the caller reads (the wizard wants each
+        host's last action, near the end) and kept for the next call. Each entry of the text
+        starts with its own `[[journal]]` header line, which nothing inside an entry can be."""
+        if self._entries is not None:
+            yield from reversed(self._entries)
+            return
+        yield from reversed(self._unformatted)
+        text, end = self._text, len(self._text)
+        while end > 0:
+            start = text.rfind(SECTION_START, 0, end)
+            if start < 0:
+                return
+            entry = self._parsed.get(start)
+            if entry is None:
+                entry = self._parsed[start] = tomllib.loads(text[start:end])["journal"][0]
+            yield entry
+            end = start
 
     def text(self) -> str:
         """The journal section of the file; formats only what was recorded since the last call."""
