@@ -168,6 +168,13 @@ def test_second_holder_gets_lock_held_naming_the_pid(state_path):
 # a written entry is refused.
 
 
+def saved_with_journal(state_path, count: int) -> state_mod.State:
+    state = state_mod.load(state_path)
+    record_step(state, count)
+    state_mod.save(state)
+    return state
+
+
 def record_step(state: state_mod.State, count: int, offset: int = 0) -> None:
     for i in range(offset, offset + count):
         at = NOW + dt.timedelta(seconds=i)
@@ -189,9 +196,7 @@ def test_the_file_is_one_toml_document_with_every_entry_in_order(state_path):
 
 
 def test_a_save_appends_and_leaves_the_written_entries_byte_for_byte(state_path):
-    state = state_mod.load(state_path)
-    record_step(state, 30)
-    state_mod.save(state)
+    saved_with_journal(state_path, 30)
     before = state_path.read_text()
     written_journal = before[before.index("\n[[journal]]\n"):before.rindex(state_mod.END_MARKER)]
 
@@ -208,9 +213,7 @@ def test_a_save_appends_and_leaves_the_written_entries_byte_for_byte(state_path)
 
 
 def test_a_changed_entry_is_refused(state_path):
-    state = state_mod.load(state_path)
-    record_step(state, 3)
-    state_mod.save(state)
+    saved_with_journal(state_path, 3)
     text = state_path.read_text()
     for old, new in (('host = "n1"', 'host = "n9"'), ('action = "gate"', 'action = "done"'),
                      ('action = "gate"\n', 'action = "gate"\nhost = "n1"\n')):
@@ -220,9 +223,7 @@ def test_a_changed_entry_is_refused(state_path):
 
 
 def test_a_table_added_by_hand_after_the_journal_still_loads(state_path):
-    state = state_mod.load(state_path)
-    record_step(state, 3)
-    state_mod.save(state)
+    state = saved_with_journal(state_path, 3)
     text = state_path.read_text()
     marker = text.rindex(state_mod.END_MARKER)
     added = '\n[[nodes]]\nname = "n3"\nssh_host = "10.0.0.3"\ncerts_dir = "/var/lib/cockroach/certs"\n'
@@ -262,9 +263,7 @@ def test_a_file_of_the_previous_layout_loads_and_is_rewritten_in_the_new_one(sta
 
 def test_the_journal_read_newest_first_is_the_journal_reversed(state_path):
     """The wizard reads each host's last action from the end; before a save, after it, and after a load."""
-    state = state_mod.load(state_path)
-    record_step(state, 10)
-    state_mod.save(state)
+    saved_with_journal(state_path, 10)
     loaded = state_mod.load(state_path)
     record_step(loaded, 2, offset=10)  # recorded, not yet written
     assert list(loaded.journal_log.newest_first()) == list(reversed(loaded.journal))

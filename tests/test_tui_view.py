@@ -147,3 +147,20 @@ def test_an_idle_cluster_is_checked_before_the_overview_names_its_next_step():
     down = recover.Recovery(recover.NEW_CA, "The CA expired on 2029-12-31 00:00 UTC, …")
     step = view.next_step(state, STARTED, down)
     assert step.title == "Recover the cluster: its certificates have expired" and step.reason == down.why
+
+
+def test_each_host_shows_its_last_journaled_action_from_a_written_journal(tmp_path):
+    """The host table's last action per host: the newest entry naming it, read back from a saved file."""
+    from core.config import state as state_mod
+
+    path = tmp_path / "certrotate.toml"
+    path.write_bytes(INVENTORY)
+    state = state_in("trust")
+    state.path = path
+    for minute, (action, host) in enumerate([("start", ""), ("trust: write", "n1"), ("trust: write", "app@app1"),
+                                             ("trust: verify", "n1"), ("gate", "")]):
+        state.record(action, at=STARTED + dt.timedelta(minutes=minute), host=host)
+    state_mod.save(state)
+
+    rows = {row.key: row.last_action for row in view.recorded_hosts(state_mod.load(path))}
+    assert rows == {"n1": "01-01 00:03 trust: verify", "app@app1": "01-01 00:02 trust: write", "root": ""}
