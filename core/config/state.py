@@ -126,7 +126,7 @@ def parse_state(raw: bytes, path: Path) -> State:
     history = data.get("history", [])
     autopilot = data.get("autopilot_status", {})
     if not isinstance(rotation, dict) or not isinstance(history, list) or not isinstance(autopilot, dict):
-        raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
+        raise _wrong_shape(source)
     policy = None
     if "autopilot" in data:  # only a file that schedules autopilot loads the policy's module (and its dataclasses)
         from core.config.autopilot_policy import parse_policy
@@ -168,7 +168,7 @@ def _parse_whole(text: str, source: str) -> tuple[dict[str, Any], Journal]:
         raise BadInput(f"{source} is not valid TOML at {_position(text, error)}.") from None
     entries = data.get("journal", [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
+        raise _wrong_shape(source)
     meta = data.get("certrotate")
     if meta is None:  # a hand-written inventory: nothing recorded yet
         return data, Journal.of(entries)
@@ -192,6 +192,10 @@ def _parse_whole(text: str, source: str) -> tuple[dict[str, Any], Journal]:
             "restore it from a backup."
         )
     return migrate(data, meta["schema"]), journal
+
+
+def _wrong_shape(source: str) -> BadInput:
+    return BadInput(f"{source}: [rotation], [[history]], [[journal]] or [autopilot_status] has the wrong shape.")
 
 
 def _records(data: dict[str, Any]) -> dict[str, Any]:
