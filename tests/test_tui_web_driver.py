@@ -88,6 +88,17 @@ class ServedWizard:
                 raise AssertionError(f"never drew {words}; drew {len(self.drawn)} bytes")
             time.sleep(0.05)
 
+    def wait_until_quiet(self, quiet: float = 0.3) -> None:
+        """Until nothing more is drawn for `quiet` seconds: the wizard has shown all it had to."""
+        deadline = time.monotonic() + DEADLINE
+        seen, since = len(self.drawn), time.monotonic()
+        while time.monotonic() - since < quiet:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the wizard never stopped drawing; drew {len(self.drawn)} bytes")
+            time.sleep(0.05)
+            if len(self.drawn) != seen:
+                seen, since = len(self.drawn), time.monotonic()
+
     def rows_drawn(self) -> set[int]:
         return {int(row) for row, _ in CURSOR_TO.findall(self.screen)}
 
@@ -125,7 +136,8 @@ def test_a_later_resize_is_still_followed(state_path):
     try:
         wizard.send({"type": "resize", "width": 140, "height": 45})
         wizard.wait_for_text("Trust new CA", "Hosts")
-        time.sleep(0.5)
+        wizard.wait_for_text("refused the SSH connection")  # the host refresh is done (n1 refuses at once)
+        wizard.wait_until_quiet()
         wizard.drawn.clear()
         wizard.send({"type": "resize", "width": 100, "height": 30})
         wizard.wait_for_text("Trust new CA", "Hosts")
