@@ -609,6 +609,14 @@ def test_one_connection_per_host_and_one_sftp_client_per_thread(hosts, pool, cer
     assert clients["a"].get_channel().get_transport() is transport
 
 
+def test_requests_are_sent_at_once_not_held_for_the_peers_ack(hosts, pool, certs):
+    """Nagle's algorithm off on the connection: with it on, an SFTP request or a channel open sent while the
+    previous message is unacknowledged waits for the host's delayed ACK (40 ms on Linux, each time)."""
+    session = pool.session(hosts.target(hosts.root, certs))
+    sock = session.transport().sock
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
 def test_wrong_key_is_refused_with_a_sentence(hosts, pool, certs):
     stranger = certs / "stranger"
     generate_ed25519_key(stranger, "stranger")
