@@ -43,7 +43,7 @@ def offline_state(tmp_path: Path) -> Path:
 
 
 def stage_note(screen, name: str) -> str:
-    return str(screen.query_one(f"#stage-{name}").render())
+    return screen.query_one(PhaseTimeline).stage_text(name)
 
 
 def footer_keys(app) -> set[str]:

@@ -9,6 +9,7 @@ from tests.tui_helpers import SIZE, home_ready, screen_shown, wait_for
 from tui.app import CertRotateApp
 from tui.screens.cert_inspector import CertInspectorScreen
 from tui.widgets.cert_view import CertView
+from tui.widgets.host_table import HostTable
 
 pytestmark = pytest.mark.lab
 
@@ -33,7 +34,7 @@ async def test_a_local_bundle_file_is_shown_entry_by_entry(lab):
     app = CertRotateApp(lab.state_path)
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
-        home.query_one("#hosts").move_cursor(row=3)   # root: a client, so the inspector opens ca.crt
+        home.query_one(HostTable).highlight(3)   # root: a client, so the inspector opens ca.crt
         await pilot.press("i")
         inspector = await screen_shown(pilot, CertInspectorScreen, "the inspector")
         view = inspector.query_one(CertView)
@@ -45,7 +46,7 @@ async def test_a_key_file_is_refused_and_no_key_is_shown(lab):
     app = CertRotateApp(lab.state_path)
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
-        home.query_one("#hosts").move_cursor(row=3)
+        home.query_one(HostTable).highlight(3)
         await pilot.press("i")
         inspector = await screen_shown(pilot, CertInspectorScreen, "the inspector")
         view = inspector.query_one(CertView)

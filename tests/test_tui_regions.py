@@ -31,7 +31,7 @@ async def test_overview_shows_each_node_region_and_the_run_reports_each_region(r
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
         table = home.query_one(HostTable)
-        labels = [str(column.label) for column in table.columns.values()]
+        labels = table.labels
         assert labels[:3] == ["Host", "Region", "Where"]
         assert [table.value(n, "region") for n in ("n1", "n2", "n3", "n4")] == ["east", "west", "east", "west"]
         assert table.value("root", "region") == ""
@@ -51,5 +51,5 @@ async def test_overview_without_regions_has_no_region_column(lab):
     app = CertRotateApp(lab.state_path)
     async with app.run_test(size=SIZE) as pilot:
         home = await home_ready(pilot)
-        labels = [str(column.label) for column in home.query_one(HostTable).columns.values()]
+        labels = home.query_one(HostTable).labels
         assert "Region" not in labels and labels[:2] == ["Host", "Where"]

@@ -1,8 +1,9 @@
 """The `certrotate` command line: parse, call core, print, exit with the codes docs/cli.md lists.
 
-`certrotate` alone (or with `--state FILE`) opens the wizard. That case is parsed with a
-parser of that one flag, so the wizard's first frame waits for no subcommand's module;
-anything else gets the full parser, built from every subcommand's module.
+`certrotate` alone opens the wizard without building a parser (argparse is not even
+imported); `certrotate --state FILE` is parsed with a parser of that one flag. So the
+wizard's first frame waits for no subcommand's module; anything else gets the full parser,
+built from every subcommand's module.
 
 Each process runs one subcommand, so it imports only what that one needs. Every subcommand's
 module (`tui/*_cli.py`) keeps to one rule: at its top it imports only what its parser needs
@@ -16,10 +17,13 @@ tests/test_cli_startup.py checks this on the real processes.
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from core.errors import CertRotateError
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_STATE = "certrotate.toml"
 STATE_HELP = "state file (default ./certrotate.toml)"
@@ -27,12 +31,16 @@ STATE_HELP = "state file (default ./certrotate.toml)"
 
 def wizard_parser() -> argparse.ArgumentParser:
     """The command line that opens the wizard: no subcommand, at most --state."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="certrotate", add_help=False, exit_on_error=False)
     parser.add_argument("--state", default=DEFAULT_STATE, help=STATE_HELP)
     return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from tui import autopilot_cli, cert_cli, cloud_cli, doctor_cli, rotation_cli
 
     state_parent = argparse.ArgumentParser(add_help=False)
@@ -53,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _wizard(args: argparse.Namespace) -> int:
+def _wizard(state: str) -> int:
     """Open the wizard on the state file (the first-run forms when it does not exist yet)."""
     from pathlib import Path
 
@@ -62,7 +70,7 @@ def _wizard(args: argparse.Namespace) -> int:
     from tui.terminal import require_terminal
 
     require_terminal()
-    path = Path(args.state)
+    path = Path(state)
     if path.exists():
         state_mod.load(path)  # a damaged file is one sentence and exit 2, before the screen is taken over
     app = CertRotateApp(path)
@@ -83,18 +91,25 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.nodes, expired=args.expired)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+def _parse(argv: list[str]) -> argparse.Namespace:
+    import argparse
+
     try:
         args, rest = wizard_parser().parse_known_args(argv)
     except argparse.ArgumentError:  # e.g. --state without a file: the full parser words it, with the full usage
         rest = argv
     if rest:  # a subcommand, --help, or something to refuse: the full parser says which
         args = build_parser().parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parse(argv) if argv else None  # `certrotate` alone: the wizard, no parser built
     try:
         handler = getattr(args, "handler", None)
         if handler is None:
-            return _wizard(args)
+            return _wizard(args.state if args else DEFAULT_STATE)
         return int(handler(args) or 0)
     except CertRotateError as error:
         print(f"certrotate: {error}", file=sys.stderr)

@@ -18,7 +18,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from textual.widgets import Footer, Header, Label, OptionList, Static
 
 from core.config.inventory import NodeConfig
 from core.config.record import RotationRecord
@@ -138,7 +138,7 @@ class HomeScreen(Screen):
                   for key, seen in table.observed.items() if seen.served_not_after is not None}
         widget.update(Text(autopilot_line(state, self.app.now(), served).text()))
 
-    @on(DataTable.RowHighlighted, "#hosts")
+    @on(OptionList.OptionHighlighted, "#host-rows")
     def show_host_detail(self) -> None:
         """Under the table, the full facts of the highlighted host, or why it could not be reached."""
         table = self.query_one(HostTable)

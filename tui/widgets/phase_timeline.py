@@ -1,39 +1,50 @@
-"""The rotation's phases as a row of boxes: trust → wait → leaf → retire, with dates done and due."""
+"""The rotation's phases as a row of boxes: trust → wait → leaf → retire, with dates done and due.
+
+One widget draws the whole row (Rich panels in a grid), styled from the component classes
+below: a box per phase as a widget of its own made the home screen's first frame wait for
+eight widgets' styles and layouts.
+"""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-from textual.app import ComposeResult
-from textual.containers import Horizontal
+from rich import box
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
 from textual.reactive import reactive
-from textual.widgets import Static
+from textual.widget import Widget
 
 from tui.view import STAGE_TITLES, STAGES, Stage
 
 MARKS = {"done": "✓", "current": "▶", "pending": "·", "skipped": "–", "idle": "·"}
+STATUSES = tuple(MARKS)
 
 
-class PhaseTimeline(Horizontal):
+class PhaseTimeline(Widget):
     """Shows `stages` (from tui.view.timeline); `current` is the phase in progress, or "idle"."""
+
+    COMPONENT_CLASSES = {f"phase-timeline--{status}" for status in STATUSES} | {
+        f"phase-timeline--{status}-border" for status in STATUSES} | {"phase-timeline--arrow"}
 
     DEFAULT_CSS = """
     PhaseTimeline { height: 6; }
-    PhaseTimeline .stage {
-        width: 1fr; height: 6; padding: 0 1;
-        border: round $panel-lighten-2; color: $text-muted;
-    }
-    PhaseTimeline .stage.-done { border: round $success; color: $text; }
-    PhaseTimeline .stage.-current { border: heavy $accent; color: $text; text-style: bold; }
-    PhaseTimeline .stage.-skipped { color: $text-disabled; }
-    PhaseTimeline .arrow { width: 3; height: 6; content-align: center middle; color: $text-muted; }
+    PhaseTimeline > .phase-timeline--pending, PhaseTimeline > .phase-timeline--idle { color: $text-muted; }
+    PhaseTimeline > .phase-timeline--pending-border, PhaseTimeline > .phase-timeline--idle-border,
+    PhaseTimeline > .phase-timeline--skipped-border { color: $panel-lighten-2; }
+    PhaseTimeline > .phase-timeline--done { color: $text; }
+    PhaseTimeline > .phase-timeline--done-border { color: $success; }
+    PhaseTimeline > .phase-timeline--current { color: $text; text-style: bold; }
+    PhaseTimeline > .phase-timeline--current-border { color: $accent; }
+    PhaseTimeline > .phase-timeline--skipped { color: $text-disabled; }
+    PhaseTimeline > .phase-timeline--arrow { color: $text-muted; }
     """
 
-    stages: reactive[tuple[Stage, ...]] = reactive((), recompose=True)
+    stages: reactive[tuple[Stage, ...]] = reactive(())
 
     def __init__(self, *, stages: Iterable[Stage] = (), **kwargs) -> None:
-        """The stages to compose with: set only once mounted, they would compose the row twice, and the
-        first frame would show every phase idle."""
+        """The stages of the first frame: set only once mounted, that frame would show every phase idle."""
         super().__init__(**kwargs)
         self.set_reactive(PhaseTimeline.stages, tuple(stages))
 
@@ -42,13 +53,31 @@ class PhaseTimeline(Horizontal):
         return next((stage.name for stage in self.stages if stage.status == "current"), "idle")
 
     def status_of(self, name: str) -> str:
-        return next((stage.status for stage in self.stages if stage.name == name), "idle")
+        return self.stage(name).status
 
-    def compose(self) -> ComposeResult:
-        by_name = {stage.name: stage for stage in self.stages}
+    def stage(self, name: str) -> Stage:
+        return next((stage for stage in self.stages if stage.name == name), Stage(name, "idle", ""))
+
+    def stage_text(self, name: str) -> str:
+        """What the box of phase `name` says: mark and title, status, note."""
+        stage = self.stage(name)
+        return f"{MARKS[stage.status]} {STAGE_TITLES[name]}\n{stage.status}\n{stage.note}"
+
+    def render(self) -> Table:
+        grid = Table.grid(expand=True)
+        arrow = self.get_component_rich_style("phase-timeline--arrow")
         for index, name in enumerate(STAGES):
             if index:
-                yield Static("→", classes="arrow")
-            stage = by_name.get(name, Stage(name, "idle", ""))
-            text = f"{MARKS[stage.status]} {STAGE_TITLES[name]}\n{stage.status}\n{stage.note}"
-            yield Static(text, id=f"stage-{name}", classes=f"stage -{stage.status}", markup=False)
+                grid.add_column(width=3, justify="center", vertical="middle")
+            grid.add_column(ratio=1)
+        cells: list[Text | Panel] = []
+        for index, name in enumerate(STAGES):
+            if index:
+                cells.append(Text("→", style=arrow))
+            status = self.stage(name).status
+            text = Text(self.stage_text(name), style=self.get_component_rich_style(f"phase-timeline--{status}"))
+            border = self.get_component_rich_style(f"phase-timeline--{status}-border")
+            cells.append(Panel(text, box=box.HEAVY if status == "current" else box.ROUNDED, border_style=border,
+                               height=6, padding=(0, 1)))
+        grid.add_row(*cells)
+        return grid
