@@ -34,23 +34,24 @@ COLUMNS = (
 LAST_ACTION_WIDTH = 26
 REGION_COLUMN = ("Region", "region")  # shown only when some node has a region
 GAP = 2  # spaces between columns
-# When the rows are wider than the screen these give way, in this order, down to SHRINK_TO cells each (cut
-# with "…"), so that every column stays in sight; the host detail under the table names the highlighted host.
-SHRINKABLE = ("last", "where", "steps", "serving", "bundle", "host")
+# When the rows are wider than the screen, the widest of these gives way, a cell at a time, down to SHRINK_TO
+# cells (cut with "…"), so that every column stays in sight; the host name only once the others are cut that far.
+# The host detail under the table says the highlighted host in full.
+SHRINKABLE = ("last", "where", "steps", "serving", "bundle")
 SHRINK_TO = 8
 
 
 def column_widths(keys: list[str], labels: dict[str, str], rows: list[dict[str, str]], room: int | None) -> dict[str, int]:
-    """Each column as wide as its widest cell or label; narrowed (SHRINKABLE first) to fit `room` cells."""
+    """Each column as wide as its widest cell or label; narrowed (the widest SHRINKABLE first) to fit `room` cells."""
     widths = {key: max([cell_len(labels[key])] + [cell_len(row.get(key, "")) for row in rows]) for key in keys}
     excess = sum(widths.values()) + GAP * (len(keys) - 1) - room if room else 0
-    for key in SHRINKABLE:
-        if excess <= 0:
-            break
-        if key in widths:
-            give = max(0, min(excess, widths[key] - SHRINK_TO))
-            widths[key] -= give
-            excess -= give
+    for group in ([key for key in SHRINKABLE if key in widths], ["host"] if "host" in widths else []):
+        while excess > 0:
+            widest = max(group, key=lambda key: widths[key], default=None)
+            if widest is None or widths[widest] <= SHRINK_TO:
+                break
+            widths[widest] -= 1
+            excess -= 1
     return widths
 
 
