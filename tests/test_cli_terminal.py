@@ -17,3 +17,23 @@ def test_the_wizard_piped_into_cat_exits_2_with_one_sentence(tmp_path):
     lines = piped.stderr.splitlines()
     assert len(lines) == 1 and "needs a terminal" in lines[0] and "stdout" in lines[0]
     assert not (tmp_path / "certrotate.toml").exists() and not (tmp_path / "certrotate.toml.lock").exists()
+
+
+def test_the_wizard_on_a_damaged_state_file_exits_2_with_one_sentence_before_taking_the_screen(tmp_path):
+    """In a terminal: the file is read (once, under the lock) before the screen is taken over; nothing changes."""
+    import os
+
+    state = tmp_path / "certrotate.toml"
+    state.write_text('[cluster]\nname = "prod"\n[[nodes]]\nname = 3\n')
+    before = state.read_bytes()
+    leader, follower = os.openpty()
+    try:
+        run = subprocess.run([*CERTROTATE, "--state", str(state)], stdin=follower, stdout=follower,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert run.returncode == 2
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("certrotate: ") and str(state) in lines[0], lines
+    assert state.read_bytes() == before and not (tmp_path / "certrotate.toml.lock").exists()

@@ -74,6 +74,7 @@ class CertRotateApp(App[int]):
         self._locked = False
         self.load_error = ""
         self.exit_pending = False
+        self._state_read = False
 
     # -- the state file and its lock --------------------------------------------------------
 
@@ -87,6 +88,12 @@ class CertRotateApp(App[int]):
         self._lock.close()
         self._locked = False
 
+    def load_state(self) -> None:
+        """Read the state file, if there is one (CertRotateError if it is damaged); hold the lock first."""
+        if self.state_path.exists():
+            self.state = state_mod.load(self.state_path)
+        self._state_read = True
+
     def now(self) -> dt.datetime:
         """The clock schedule gates read: real time, or where time travel put it (demo)."""
         return self.clock or real_now()
@@ -94,8 +101,8 @@ class CertRotateApp(App[int]):
     def on_load(self) -> None:
         try:
             self.acquire_lock()
-            if self.state_path.exists():
-                self.state = state_mod.load(self.state_path)
+            if not self._state_read:  # `certrotate` read it already, under the same lock
+                self.load_state()
         except LockHeld as error:
             self.exit(return_code=error.exit_code, message=str(error))
         except CertRotateError as error:

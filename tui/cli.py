@@ -65,17 +65,16 @@ def _wizard(state: str) -> int:
     """Open the wizard on the state file (the first-run forms when it does not exist yet)."""
     from pathlib import Path
 
-    from core.config import state as state_mod
     from tui.app import CertRotateApp
     from tui.terminal import require_terminal
 
     require_terminal()
-    path = Path(state)
-    if path.exists():
-        state_mod.load(path)  # a damaged file is one sentence and exit 2, before the screen is taken over
-    app = CertRotateApp(path)
+    app = CertRotateApp(Path(state))
+    # Another certrotate on this file (exit 3) or a damaged file (exit 2) is one sentence before the screen is
+    # taken over; the file is read once, under the lock, and the wizard opens on what was read.
     app.acquire_lock()
     try:
+        app.load_state()
         app.run()
     finally:
         app.release_lock()
