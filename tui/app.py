@@ -26,6 +26,7 @@ from core.config import state as state_mod
 from core.config.record import RotationRecord
 from core.config.state import State
 from core.errors import CertRotateError, LockHeld
+from tui import startup_gc
 from tui.commands import BUILT_INS, CertRotateCommands
 
 TIME_TRAVEL_MARGIN = dt.timedelta(minutes=1)
@@ -99,6 +100,7 @@ class CertRotateApp(App[int]):
         return self.clock or real_now()
 
     def on_load(self) -> None:
+        startup_gc.pause()  # until the first frame (on_ready)
         try:
             self.acquire_lock()
             if not self._state_read:  # `certrotate` read it already, under the same lock
@@ -109,7 +111,12 @@ class CertRotateApp(App[int]):
             self.release_lock()
             self.exit(return_code=error.exit_code, message=str(error))
 
+    def on_ready(self) -> None:
+        """The first frame is on the display."""
+        startup_gc.resume()
+
     def on_unmount(self) -> None:
+        startup_gc.resume()  # an app that quit before its first frame
         self.release_lock()
 
     def on_resize(self, event: events.Resize) -> None:

@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _wizard(state: str) -> int:
     """Open the wizard on the state file (the first-run forms when it does not exist yet)."""
+    from tui import startup_gc
+
+    startup_gc.pause()  # for the imports too; the app turns it back on at its first frame
+    try:
+        return _open_wizard(state)
+    finally:
+        startup_gc.resume()
+
+
+def _open_wizard(state: str) -> int:
     from pathlib import Path
 
     from tui.app import CertRotateApp
