@@ -137,11 +137,6 @@ class HostTable(Vertical):
         """The column headings, in order."""
         return [self._labels[key] for key in self._keys]
 
-    @property
-    def hosts(self) -> list[str]:
-        """The rows' hosts, in order."""
-        return list(self._rows)
-
     # -- the highlighted row -------------------------------------------------------------------
 
     @property
@@ -165,20 +160,24 @@ class HostTable(Vertical):
         widths = column_widths(self._keys, self._labels, list(self._rows.values()), room)
         if changed is not None and widths == self._widths:
             index = rows.get_option_index(changed)
-            rows.replace_option_prompt_at_index(index, Text(line(self._keys, widths, self._rows[changed]), end=""))
+            rows.replace_option_prompt_at_index(index, self._line(self._rows[changed]))
             return
         self._widths = widths
-        self.query_one("#host-columns", Static).update(Text(line(self._keys, widths, self._labels), end=""))
+        self.query_one("#host-columns", Static).update(self._line(self._labels))
         highlighted = rows.highlighted
         selected = self.selected_host if highlighted is not None else None
         same_hosts = [option.id for option in rows.options] == list(self._rows)
         if same_hosts:
-            for index, (host, row) in enumerate(self._rows.items()):
-                prompt = Text(line(self._keys, widths, row), end="")
+            for index, row in enumerate(self._rows.values()):
+                prompt = self._line(row)
                 if str(rows.get_option_at_index(index).prompt) != prompt.plain:
                     rows.replace_option_prompt_at_index(index, prompt)
             return
-        rows.set_options(Option(Text(line(self._keys, widths, row), end=""), id=host) for host, row in self._rows.items())
+        rows.set_options(Option(self._line(row), id=host) for host, row in self._rows.items())
         if self._rows:
             hosts = list(self._rows)
             rows.highlighted = hosts.index(selected) if selected in hosts else min(highlighted or 0, len(hosts) - 1)
+
+    def _line(self, cells: dict[str, str]) -> Text:
+        """A row (or the header, given the labels) at the current widths."""
+        return Text(line(self._keys, self._widths, cells), end="")
